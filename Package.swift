@@ -1,0 +1,65 @@
+// swift-tools-version:6.2
+// Hyperion: pipelined LLM inference across edge, fog and cloud tiers over RabbitMQ.
+import PackageDescription
+
+/// Every first-party target builds in Swift 6 mode with warnings treated as errors.
+let strict: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .treatAllWarnings(as: .error),
+]
+
+let package = Package(
+    name: "Hyperion",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "hyperion", targets: ["HyperionCLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        // C libraries, seen through module maps and a shim header each.
+        .systemLibrary(
+            name: "CRabbitMQ", path: "Shared/CRabbitMQ", pkgConfig: "librabbitmq",
+            providers: [.apt(["librabbitmq-dev"])]),
+        .systemLibrary(
+            name: "CJansson", path: "Shared/CJansson", pkgConfig: "jansson",
+            providers: [.apt(["libjansson-dev"])]),
+
+        // Shared libraries.
+        .target(name: "JSON", dependencies: ["CJansson"], path: "Shared/JSON", swiftSettings: strict),
+        .target(
+            name: "AMQP", dependencies: ["CRabbitMQ", .product(name: "Logging", package: "swift-log")],
+            path: "Shared/AMQP", swiftSettings: strict),
+        .target(name: "Messages", dependencies: ["JSON"], path: "Shared/Messages", swiftSettings: strict),
+        .target(name: "Inference", path: "Shared/Inference", swiftSettings: strict),
+        .target(
+            name: "Profiles", dependencies: ["JSON", "Inference"], path: "Shared/Profiles",
+            swiftSettings: strict),
+        .target(
+            name: "Partitioning", dependencies: ["Profiles"], path: "Shared/Partitioning",
+            swiftSettings: strict),
+
+        // Services.
+        .executableTarget(
+            name: "HyperionCLI",
+            dependencies: [
+                "JSON", "AMQP", "Messages", "Profiles", "Partitioning", "Inference",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Services/HyperionCLI", swiftSettings: strict),
+
+        // Tests.
+        .testTarget(name: "JSONTests", dependencies: ["JSON"], swiftSettings: strict),
+        .testTarget(name: "AMQPTests", dependencies: ["AMQP", "Messages"], swiftSettings: strict),
+        .testTarget(name: "MessagesTests", dependencies: ["Messages", "JSON"], swiftSettings: strict),
+        .testTarget(name: "InferenceTests", dependencies: ["Inference", "JSON"], swiftSettings: strict),
+        .testTarget(
+            name: "ProfilesTests", dependencies: ["Profiles", "JSON"], swiftSettings: strict),
+        .testTarget(
+            name: "PartitioningTests", dependencies: ["Partitioning", "Profiles", "JSON"],
+            swiftSettings: strict),
+    ]
+)
