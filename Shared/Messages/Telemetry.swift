@@ -1,0 +1,142 @@
+import JSON
+
+/// A process's heartbeat on `hyperion.telemetry`, once a second (DESIGN.md §4).
+///
+/// Schedulers route from it and the planner folds live membership and measured speed from it.
+public struct Telemetry: Codable, Sendable, Equatable {
+    public enum State: String, Codable, Sendable {
+        case loading, serving, draining
+    }
+
+    /// What the node advertises it can do (its emulated or nominal device).
+    public struct Nominal: Codable, Sendable, Equatable {
+        public var flops: Double
+        public var memoryBandwidthBytesPerSecond: Double?
+        public var memoryBytes: Double
+
+        public init(flops: Double, memoryBandwidthBytesPerSecond: Double?, memoryBytes: Double) {
+            self.flops = flops
+            self.memoryBandwidthBytesPerSecond = memoryBandwidthBytesPerSecond
+            self.memoryBytes = memoryBytes
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case flops
+            case memoryBandwidthBytesPerSecond = "mem_bw_bytes_per_s"
+            case memoryBytes = "memory_bytes"
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            flops = try c.decode(Double.self, forKey: .flops)
+            if !(flops > 0 && flops.isFinite) { throw Wire.invalid(.flops, c, "expected a number > 0") }
+            memoryBandwidthBytesPerSecond = try c.decodeIfPresent(Double.self, forKey: .memoryBandwidthBytesPerSecond)
+            if let bw = memoryBandwidthBytesPerSecond, !(bw > 0 && bw.isFinite) {
+                throw Wire.invalid(.memoryBandwidthBytesPerSecond, c, "expected a number > 0")
+            }
+            memoryBytes = try c.decode(Double.self, forKey: .memoryBytes)
+            if !(memoryBytes >= 0 && memoryBytes.isFinite) { throw Wire.invalid(.memoryBytes, c, "expected a number >= 0") }
+        }
+    }
+
+    public var node: String
+    /// A fresh UUID per process start, so a restarted node is told apart from its old self.
+    public var instance: String
+    public var tier: String
+    public var device: String?
+    public var planVersion: Int64?
+    public var state: State
+    public var nominal: Nominal
+    public var kvFreeBytes: Double
+    public var queueDepth: Int
+    public var activeSequences: Int
+    /// Fraction of the last interval spent computing, 0…1.
+    public var busyFraction: Double
+    /// Measured / predicted work rate (DESIGN.md §7); 1 until measured.
+    public var speed: Double
+    public var tokensPerSecond: Double
+    public var modelSHA256: String?
+    /// Seconds since the Unix epoch at the sender.
+    public var timestamp: Double
+
+    public init(
+        node: String, instance: String, tier: String, device: String? = nil, planVersion: Int64?, state: State,
+        nominal: Nominal, kvFreeBytes: Double, queueDepth: Int, activeSequences: Int, busyFraction: Double,
+        speed: Double, tokensPerSecond: Double, modelSHA256: String?, timestamp: Double
+    ) {
+        self.node = node
+        self.instance = instance
+        self.tier = tier
+        self.device = device
+        self.planVersion = planVersion
+        self.state = state
+        self.nominal = nominal
+        self.kvFreeBytes = kvFreeBytes
+        self.queueDepth = queueDepth
+        self.activeSequences = activeSequences
+        self.busyFraction = busyFraction
+        self.speed = speed
+        self.tokensPerSecond = tokensPerSecond
+        self.modelSHA256 = modelSHA256
+        self.timestamp = timestamp
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case v, node, instance, tier, device, state, nominal, speed
+        case planVersion = "plan_version"
+        case kvFreeBytes = "kv_free_bytes"
+        case queueDepth = "queue_depth"
+        case activeSequences = "active_sequences"
+        case busyFraction = "busy_fraction"
+        case tokensPerSecond = "tokens_per_s"
+        case modelSHA256 = "model_sha256"
+        case timestamp = "ts"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        try Wire.checkVersion(decoder)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        node = try c.decode(String.self, forKey: .node)
+        if node.isEmpty { throw Wire.invalid(.node, c, "must not be empty") }
+        instance = try c.decode(String.self, forKey: .instance)
+        tier = try c.decode(String.self, forKey: .tier)
+        device = try c.decodeIfPresent(String.self, forKey: .device)
+        planVersion = try c.decodeIfPresent(Int64.self, forKey: .planVersion)
+        state = try c.decode(State.self, forKey: .state)
+        nominal = try c.decode(Nominal.self, forKey: .nominal)
+        kvFreeBytes = try c.decode(Double.self, forKey: .kvFreeBytes)
+        if !(kvFreeBytes >= 0 && kvFreeBytes.isFinite) { throw Wire.invalid(.kvFreeBytes, c, "expected a number >= 0") }
+        queueDepth = try c.decode(Int.self, forKey: .queueDepth)
+        if queueDepth < 0 { throw Wire.invalid(.queueDepth, c, "expected an integer >= 0") }
+        activeSequences = try c.decode(Int.self, forKey: .activeSequences)
+        if activeSequences < 0 { throw Wire.invalid(.activeSequences, c, "expected an integer >= 0") }
+        busyFraction = try c.decode(Double.self, forKey: .busyFraction)
+        if !(busyFraction >= 0 && busyFraction <= 1) { throw Wire.invalid(.busyFraction, c, "expected a number in [0, 1]") }
+        speed = try c.decode(Double.self, forKey: .speed)
+        if !(speed > 0 && speed.isFinite) { throw Wire.invalid(.speed, c, "expected a number > 0") }
+        tokensPerSecond = try c.decode(Double.self, forKey: .tokensPerSecond)
+        if !(tokensPerSecond >= 0 && tokensPerSecond.isFinite) { throw Wire.invalid(.tokensPerSecond, c, "expected a number >= 0") }
+        modelSHA256 = try c.decodeIfPresent(String.self, forKey: .modelSHA256)
+        timestamp = try c.decode(Double.self, forKey: .timestamp)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(Names.schemaVersion, forKey: .v)
+        try c.encode(node, forKey: .node)
+        try c.encode(instance, forKey: .instance)
+        try c.encode(tier, forKey: .tier)
+        try c.encodeIfPresent(device, forKey: .device)
+        try c.encodeIfPresent(planVersion, forKey: .planVersion)
+        try c.encode(state, forKey: .state)
+        try c.encode(nominal, forKey: .nominal)
+        try c.encode(kvFreeBytes, forKey: .kvFreeBytes)
+        try c.encode(queueDepth, forKey: .queueDepth)
+        try c.encode(activeSequences, forKey: .activeSequences)
+        try c.encode(busyFraction, forKey: .busyFraction)
+        try c.encode(speed, forKey: .speed)
+        try c.encode(tokensPerSecond, forKey: .tokensPerSecond)
+        try c.encodeIfPresent(modelSHA256, forKey: .modelSHA256)
+        try c.encode(timestamp, forKey: .timestamp)
+    }
+}
