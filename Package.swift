@@ -38,8 +38,10 @@ let package = Package(
             name: "Profiles", dependencies: ["JSON", "Inference"], path: "Shared/Profiles",
             swiftSettings: strict),
         .target(
-            name: "Partitioning", dependencies: ["Profiles"], path: "Shared/Partitioning",
+            name: "Partitioning", dependencies: ["Profiles", "JSON"], path: "Shared/Partitioning",
             swiftSettings: strict),
+
+        .target(name: "Scheduling", path: "Shared/Scheduling", swiftSettings: strict),
 
         // Services.
         .executableTarget(
@@ -56,6 +58,7 @@ let package = Package(
         .testTarget(name: "AMQPTests", dependencies: ["AMQP", "Messages"], swiftSettings: strict),
         .testTarget(name: "MessagesTests", dependencies: ["Messages", "JSON"], swiftSettings: strict),
         .testTarget(name: "InferenceTests", dependencies: ["Inference", "JSON"], swiftSettings: strict),
+        .testTarget(name: "SchedulingTests", dependencies: ["Scheduling"], swiftSettings: strict),
         .testTarget(
             name: "ProfilesTests", dependencies: ["Profiles", "JSON"], swiftSettings: strict),
         .testTarget(
