@@ -41,7 +41,7 @@ let package = Package(
             name: "Partitioning", dependencies: ["Profiles", "JSON"], path: "Shared/Partitioning",
             swiftSettings: strict),
 
-        .target(name: "Scheduling", path: "Shared/Scheduling", swiftSettings: strict),
+        .target(name: "Scheduling", dependencies: ["Messages"], path: "Shared/Scheduling", swiftSettings: strict),
 
         // Services.
         .executableTarget(
@@ -58,7 +58,7 @@ let package = Package(
         .testTarget(name: "AMQPTests", dependencies: ["AMQP", "Messages"], swiftSettings: strict),
         .testTarget(name: "MessagesTests", dependencies: ["Messages", "JSON"], swiftSettings: strict),
         .testTarget(name: "InferenceTests", dependencies: ["Inference", "JSON"], swiftSettings: strict),
-        .testTarget(name: "SchedulingTests", dependencies: ["Scheduling"], swiftSettings: strict),
+        .testTarget(name: "SchedulingTests", dependencies: ["Scheduling", "Messages"], swiftSettings: strict),
         .testTarget(
             name: "ProfilesTests", dependencies: ["Profiles", "JSON"], swiftSettings: strict),
         .testTarget(

@@ -54,33 +54,39 @@ public struct Router: Sendable {
         if policy == .arts { pendingSeconds[node] = 0 }
     }
 
-    /// Seconds of work ARTS believes waits on `node` before a new request's work.
-    public func backlogSeconds(_ node: NodeStatus, remainingPerSequenceSeconds: Double) -> Double {
+    /// Seconds of work ARTS believes waits on `node` before a new request's work: its ready
+    /// steps, the remaining work of the sequences it reports active (priced at half of
+    /// `sequenceSeconds`, one request's work there, as they are on average half done), and what
+    /// this router sent it since its last heartbeat.
+    public func backlogSeconds(_ node: NodeStatus, sequenceSeconds: Double) -> Double {
         Double(node.readyMessages) * node.meanStepSeconds
-            + Double(node.activeSequences) * remainingPerSequenceSeconds
+            + Double(node.activeSequences) * 0.5 * sequenceSeconds
             + (pendingSeconds[node.id] ?? 0)
     }
 
     /// Chooses one node per stage from `candidates[j]` (the tier's serving nodes), or nil when
-    /// some stage has no node with KV room for the request.
-    ///
-    /// - Parameter remainingPerSequenceSeconds: the expected remaining work of one active sequence,
-    ///   used to price the sequences a node reports active.
+    /// some stage has no node with KV room for the request. Nodes in `avoiding` are taken only
+    /// when a stage has no other choice (a failover steers clear of the node that failed).
     public mutating func route(
-        candidates: [[NodeStatus]], demand: StageDemand, now: Double, remainingPerSequenceSeconds: Double = 0
+        candidates: [[NodeStatus]], demand: StageDemand, now: Double, avoiding: Set<String> = []
     ) -> Route? {
         var chosen: [NodeStatus] = []
         var charged: [Double] = []
         for (stage, tierNodes) in candidates.enumerated() {
             let need = stage < demand.kvBytes.count ? demand.kvBytes[stage] : 0
-            let eligible = tierNodes.filter { $0.kvFreeBytes >= need }
+            let roomy = tierNodes.filter { $0.kvFreeBytes >= need }
+            let preferred = roomy.filter { !avoiding.contains($0.id) }
+            let eligible = preferred.isEmpty ? roomy : preferred
             guard !eligible.isEmpty else { return nil }
             let pick: NodeStatus
             switch policy {
             case .arts:
+                func cost(_ node: NodeStatus) -> Double {
+                    let work = demand.work(stage, node)
+                    return (backlogSeconds(node, sequenceSeconds: work) + work) / max(node.speed, 1e-9)
+                }
                 pick = eligible.min { a, b in
-                    let ca = (backlogSeconds(a, remainingPerSequenceSeconds: remainingPerSequenceSeconds) + demand.work(stage, a)) / max(a.speed, 1e-9)
-                    let cb = (backlogSeconds(b, remainingPerSequenceSeconds: remainingPerSequenceSeconds) + demand.work(stage, b)) / max(b.speed, 1e-9)
+                    let ca = cost(a), cb = cost(b)
                     return ca < cb || (ca == cb && a.id < b.id)
                 } ?? eligible[0]
             case .roundRobin:

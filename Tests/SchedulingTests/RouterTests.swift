@@ -46,9 +46,9 @@ struct RouterTests {
         var router = Router(policy: .arts)
         let a = node("a"), b = node("b")
         _ = router.route(candidates: [[a, b]], demand: unitWork, now: 0)  // a (tie → id order)
-        #expect(router.backlogSeconds(a, remainingPerSequenceSeconds: 0) == 1)
+        #expect(router.backlogSeconds(a, sequenceSeconds: 0) == 1)
         router.heartbeatArrived(node: "a")
-        #expect(router.backlogSeconds(a, remainingPerSequenceSeconds: 0) == 0)
+        #expect(router.backlogSeconds(a, sequenceSeconds: 0) == 0)
     }
 
     @Test("round-robin alternates per tier, ignoring speed")
