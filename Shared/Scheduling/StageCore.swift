@@ -1,0 +1,284 @@
+import Messages
+
+/// Which part of which plan a stage worker serves.
+public struct StageAssignment: Sendable, Equatable {
+    public var planVersion: Int64
+    /// Index of this stage in the pipeline.
+    public var stage: Int
+    public var stageCount: Int
+    /// Width of the activations entering this stage (ignored for the first stage, which takes ids).
+    public var hiddenSize: Int
+    /// KV-cache bytes one position takes on this stage's blocks.
+    public var kvBytesPerToken: Double
+
+    public init(planVersion: Int64, stage: Int, stageCount: Int, hiddenSize: Int, kvBytesPerToken: Double) {
+        self.planVersion = planVersion
+        self.stage = stage
+        self.stageCount = stageCount
+        self.hiddenSize = hiddenSize
+        self.kvBytesPerToken = kvBytesPerToken
+    }
+
+    public var isFirst: Bool { stage == 0 }
+    public var isLast: Bool { stage == stageCount - 1 }
+}
+
+/// Limits of one stage worker.
+public struct StageSettings: Sendable {
+    public var node: String
+    /// This node's queue name; steps must be addressed to it.
+    public var queue: String
+    public var kvBudgetBytes: Double
+    /// Most steps (of distinct requests) in one batch.
+    public var maxBatchSteps: Int
+    /// Most tokens in one batch (prefill chunks count all their tokens).
+    public var maxBatchTokens: Int
+    /// A cache untouched this long is freed (its scheduler is gone or forgot to release it).
+    public var idleCacheSeconds: Double
+
+    public init(node: String, queue: String, kvBudgetBytes: Double, maxBatchSteps: Int = 16, maxBatchTokens: Int = 512, idleCacheSeconds: Double = 600) {
+        self.node = node
+        self.queue = queue
+        self.kvBudgetBytes = kvBudgetBytes
+        self.maxBatchSteps = max(1, maxBatchSteps)
+        self.maxBatchTokens = max(1, maxBatchTokens)
+        self.idleCacheSeconds = idleCacheSeconds
+    }
+}
+
+/// One attempt's cache on this node: a key's ownership by a scheduler, and its try number.
+public struct CacheKey: Hashable, Sendable, CustomStringConvertible {
+    public var key: String
+    public var attempt: Int
+    public init(key: String, attempt: Int) {
+        self.key = key
+        self.attempt = attempt
+    }
+    public var description: String { "\(key)/\(attempt)" }
+}
+
+/// A step received from the broker and not yet answered.
+public struct QueuedStep: Sendable, Equatable {
+    public var deliveryTag: UInt64
+    public var header: StepHeader
+    public var body: [UInt8]
+    public var receivedAt: Double
+
+    public init(deliveryTag: UInt64, header: StepHeader, body: [UInt8], receivedAt: Double) {
+        self.deliveryTag = deliveryTag
+        self.header = header
+        self.body = body
+        self.receivedAt = receivedAt
+    }
+
+    public var cache: CacheKey { CacheKey(key: header.key, attempt: header.attempt) }
+}
+
+/// What the worker shell must do besides computing.
+public enum StageDirective: Sendable, Equatable {
+    /// Acknowledge a delivery that needs no answer (a cancelled attempt's step).
+    case ack(deliveryTag: UInt64)
+    /// Send `error` to the owning scheduler's queue, then ack the delivery.
+    case refuse(deliveryTag: UInt64, schedulerQueue: String, error: StepErrorEvent)
+    /// Free the model-side cache of an attempt.
+    case freeCache(CacheKey)
+}
+
+/// Where a computed step's output goes: the next node, or the scheduler as a sampled token.
+public enum StageOutput: Sendable, Equatable {
+    case forward(queue: String, header: StepHeader)
+    case sampled(schedulerQueue: String, SampledEvent)
+}
+
+/// A stage worker's step handling as a pure state machine (DESIGN.md §4, §8): validation,
+/// KV-cache bookkeeping by position, batches of distinct requests, control messages, draining.
+public struct StageCore: Sendable {
+    public let settings: StageSettings
+    public private(set) var assignment: StageAssignment
+    public private(set) var draining = false
+    /// Ready steps in arrival order.
+    public private(set) var queued: [QueuedStep] = []
+    /// Positions held per attempt (every position below the value is written) and last use.
+    private var caches: [CacheKey: (held: Int, lastUsed: Double)] = [:]
+    /// Attempts cancelled recently, with when: their late steps are dropped silently.
+    private var cancelled: [CacheKey: Double] = [:]
+
+    public init(settings: StageSettings, assignment: StageAssignment) {
+        self.settings = settings
+        self.assignment = assignment
+    }
+
+    public var activeSequences: Int { caches.count }
+    public var kvUsedBytes: Double { Double(caches.values.reduce(0) { $0 + $1.held }) * assignment.kvBytesPerToken }
+    public var kvFreeBytes: Double { max(0, settings.kvBudgetBytes - kvUsedBytes) }
+    public var heldCaches: [CacheKey] { caches.keys.sorted { $0.description < $1.description } }
+
+    /// Stops taking new keys; steps of held caches still run.
+    public mutating func drain() { draining = true }
+
+    /// Switches to a new assignment once drained and empty; returns the caches to free.
+    public mutating func reassign(_ new: StageAssignment) -> [StageDirective] {
+        let freed = heldCaches.map(StageDirective.freeCache)
+        caches = [:]
+        assignment = new
+        draining = false
+        return freed
+    }
+
+    /// A step arrived. Either it is queued (no directive) or refused right away.
+    public mutating func receive(_ step: QueuedStep, now: Double) -> [StageDirective] {
+        let header = step.header
+        if cancelled[step.cache] != nil { return [.ack(deliveryTag: step.deliveryTag)] }
+        func refuse(_ code: StepErrorCode, _ message: String) -> [StageDirective] {
+            [.refuse(
+                deliveryTag: step.deliveryTag, schedulerQueue: header.scheduler,
+                error: StepErrorEvent(key: header.key, attempt: header.attempt, node: settings.node, code: code, message: message))]
+        }
+        do {
+            try header.validate(bodyBytes: step.body.count)
+        } catch {
+            return refuse(.badStep, error.description)
+        }
+        if header.planVersion != assignment.planVersion {
+            return refuse(.planMismatch, "step is for plan \(header.planVersion); this node serves plan \(assignment.planVersion)")
+        }
+        if header.route[header.stage] != settings.queue || header.stage != assignment.stage || header.route.count != assignment.stageCount {
+            return refuse(.badStep, "step for stage \(header.stage) of \(header.route.count) addressed to \(header.route[header.stage]); this is \(settings.queue), stage \(assignment.stage) of \(assignment.stageCount)")
+        }
+        if assignment.isFirst ? header.dtype != .i32 : (header.dtype != .f32 || header.shape.last != assignment.hiddenSize) {
+            return refuse(.badStep, assignment.isFirst
+                ? "the first stage takes i32 token ids"
+                : "this stage takes f32 activations of width \(assignment.hiddenSize), found \(header.dtype.rawValue) \(header.shape)")
+        }
+        // Positions are checked against what will be held once the steps ahead of it have run.
+        let held = heldAfterQueue(step.cache)
+        if held == nil {
+            if header.position != 0 { return refuse(.missingCache, "no cache for \(step.cache) on \(settings.node); step starts at position \(header.position)") }
+            if draining { return refuse(.draining, "\(settings.node) is draining and takes no new requests") }
+        } else if let held, header.position > held {
+            return refuse(.missingCache, "\(settings.node) holds positions 0..<\(held) of \(step.cache); step starts at \(header.position)")
+        }
+        let growth = max(0, header.position + header.tokenCount - (held ?? 0))
+        if kvUsedBytes + queuedGrowthBytes() + Double(growth) * assignment.kvBytesPerToken > settings.kvBudgetBytes {
+            return refuse(.kvFull, "\(settings.node) has \(Int(kvFreeBytes)) KV bytes free; the step needs \(Int(Double(growth) * assignment.kvBytesPerToken))")
+        }
+        queued.append(step)
+        return []
+    }
+
+    /// Positions an attempt will hold after its queued steps run (nil: no cache and none queued).
+    private func heldAfterQueue(_ cache: CacheKey) -> Int? {
+        var held = caches[cache]?.held
+        for step in queued where step.cache == cache {
+            held = max(held ?? 0, step.header.position + step.header.tokenCount)
+        }
+        return held
+    }
+
+    private func queuedGrowthBytes() -> Double {
+        var growth: [CacheKey: Int] = [:]
+        for step in queued {
+            let base = growth[step.cache] ?? caches[step.cache]?.held ?? 0
+            growth[step.cache] = max(base, step.header.position + step.header.tokenCount)
+        }
+        let extra = growth.reduce(0) { $0 + $1.value - (caches[$1.key]?.held ?? 0) }
+        return Double(extra) * assignment.kvBytesPerToken
+    }
+
+    /// The next batch: queued steps in arrival order, at most one per request, within limits.
+    /// The steps are removed from the queue; `completed` must be called for each.
+    public mutating func nextBatch() -> [QueuedStep] {
+        var batch: [QueuedStep] = []
+        var keys: Set<String> = []
+        var tokens = 0
+        var remaining: [QueuedStep] = []
+        for step in queued {
+            let fits = batch.count < settings.maxBatchSteps
+                && (batch.isEmpty || tokens + step.header.tokenCount <= settings.maxBatchTokens)
+            if fits && !keys.contains(step.header.key) {
+                batch.append(step)
+                tokens += step.header.tokenCount
+            } else {
+                remaining.append(step)
+            }
+            // A request's later steps never overtake its earlier ones.
+            keys.insert(step.header.key)
+        }
+        queued = remaining
+        return batch
+    }
+
+    /// A step of the last batch was computed. Records its cache positions and says where its
+    /// output goes; the shell acks the delivery once that publish is confirmed.
+    ///
+    /// - Parameters:
+    ///   - sampledToken: for the last stage, the token sampled from the step's last row.
+    ///   - computeSeconds: this step's share of the batch's compute time.
+    public mutating func completed(
+        _ step: QueuedStep, sampledToken: Int32?, logprob: Double? = nil, computeSeconds: Double, now: Double
+    ) -> StageOutput? {
+        let header = step.header
+        if cancelled[step.cache] != nil { return nil }
+        let end = header.position + header.tokenCount
+        caches[step.cache] = (max(caches[step.cache]?.held ?? 0, end), now)
+        var timings = header.timings
+        timings.append(StageTiming(node: settings.node, computeSeconds: computeSeconds, waitSeconds: max(0, now - step.receivedAt - computeSeconds)))
+        if assignment.isLast {
+            guard let sampledToken else { return nil }
+            return .sampled(schedulerQueue: header.scheduler, SampledEvent(
+                key: header.key, attempt: header.attempt, position: end - 1, token: sampledToken, logprob: logprob, timings: timings))
+        }
+        var next = header
+        next.stage += 1
+        next.dtype = .f32
+        next.shape = [header.tokenCount, assignment.hiddenSize]
+        next.timings = timings
+        return .forward(queue: header.route[next.stage], header: next)
+    }
+
+    /// A control message from a scheduler.
+    public mutating func control(_ message: ControlMessage, now: Double) -> [StageDirective] {
+        let cache = CacheKey(key: message.key, attempt: message.attempt)
+        var directives: [StageDirective] = []
+        if message.kind == .cancel {
+            cancelled[cache] = now
+            for step in queued where step.cache == cache { directives.append(.ack(deliveryTag: step.deliveryTag)) }
+            queued.removeAll { $0.cache == cache }
+        }
+        if caches.removeValue(forKey: cache) != nil { directives.append(.freeCache(cache)) }
+        return directives
+    }
+
+    /// Frees caches idle too long and forgets old cancellations.
+    public mutating func tick(now: Double) -> [StageDirective] {
+        let idle = caches.filter { now - $0.value.lastUsed > settings.idleCacheSeconds }.map(\.key)
+        let busy = Set(queued.map(\.cache))
+        var directives: [StageDirective] = []
+        for cache in idle.sorted(by: { $0.description < $1.description }) where !busy.contains(cache) {
+            caches[cache] = nil
+            directives.append(.freeCache(cache))
+        }
+        cancelled = cancelled.filter { now - $0.value < max(60, settings.idleCacheSeconds) }
+        return directives
+    }
+}
+
+/// Measured speed (DESIGN.md §7): an EWMA of predicted seconds of the work run over the busy
+/// seconds it took, so a slowed or memory-bound node reads below 1.
+public struct SpeedMeter: Sendable {
+    public private(set) var speed: Double = 1
+    public private(set) var samples = 0
+    /// Weight of the newest batch.
+    public var smoothing: Double
+
+    public init(smoothing: Double = 0.2) {
+        self.smoothing = smoothing
+    }
+
+    public mutating func record(predictedSeconds: Double, busySeconds: Double) {
+        guard predictedSeconds > 0, busySeconds > 0 else { return }
+        let ratio = predictedSeconds / busySeconds
+        speed = samples == 0 ? ratio : (1 - smoothing) * speed + smoothing * ratio
+        samples += 1
+    }
+}

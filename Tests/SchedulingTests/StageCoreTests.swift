@@ -1,0 +1,146 @@
+import Messages
+import Scheduling
+import Testing
+
+private let route = ["hyperion.stage.edge.e1", "hyperion.stage.fog.f1", "hyperion.stage.cloud.c1"]
+
+private func step(
+    key: String = "k", attempt: Int = 1, stage: Int = 1, position: Int = 0, tokens: Int = 3, tag: UInt64 = 1,
+    plan: Int64 = 1, hidden: Int = 8, at time: Double = 0
+) -> QueuedStep {
+    let dtype: StepHeader.DType = stage == 0 ? .i32 : .f32
+    let header = StepHeader(
+        key: key, attempt: attempt, scheduler: "hyperion.sched.s1", planVersion: plan, route: route, stage: stage,
+        kind: tokens == 1 && position > 0 ? .decode : .prefill, position: position, tokenCount: tokens, dtype: dtype,
+        shape: dtype == .i32 ? [tokens] : [tokens, hidden],
+        timings: (0..<stage).map { StageTiming(node: "n\($0)", computeSeconds: 0.1, waitSeconds: 0) }, sampling: .init())
+    let bytes = dtype == .i32 ? tokens * 4 : tokens * hidden * 4
+    return QueuedStep(deliveryTag: tag, header: header, body: [UInt8](repeating: 0, count: bytes), receivedAt: time)
+}
+
+private func core(stage: Int = 1, budget: Double = 1_000, maxSteps: Int = 16, maxTokens: Int = 512) -> StageCore {
+    StageCore(
+        settings: StageSettings(node: "f1", queue: route[stage], kvBudgetBytes: budget, maxBatchSteps: maxSteps, maxBatchTokens: maxTokens, idleCacheSeconds: 10),
+        assignment: StageAssignment(planVersion: 1, stage: stage, stageCount: 3, hiddenSize: 8, kvBytesPerToken: 10))
+}
+
+private func refusal(_ directives: [StageDirective]) -> StepErrorCode? {
+    if case .refuse(_, _, let error) = directives.first { return error.code }
+    return nil
+}
+
+@Suite("Stage core: steps on one node")
+struct StageCoreTests {
+    @Test("a step runs, its cache grows by position, and the output goes to the next stage with its timing")
+    func forward() throws {
+        var stage = core()
+        #expect(stage.receive(step(), now: 0).isEmpty)
+        let batch = stage.nextBatch()
+        #expect(batch.count == 1)
+        let output = stage.completed(batch[0], sampledToken: nil, computeSeconds: 0.2, now: 0.5)
+        guard case .forward(let queue, let header) = output else { Issue.record("expected a forward"); return }
+        #expect(queue == route[2])
+        #expect(header.stage == 2 && header.timings.count == 2 && header.timings[1].node == "f1")
+        #expect(header.timings[1].waitSeconds == 0.3)
+        #expect(stage.kvUsedBytes == 30)
+    }
+
+    @Test("the last stage answers the scheduler with the sampled token at the step's last position")
+    func sampled() {
+        var stage = core(stage: 2)
+        _ = stage.receive(step(stage: 2, position: 0, tokens: 5), now: 0)
+        let output = stage.completed(stage.nextBatch()[0], sampledToken: 42, computeSeconds: 0.1, now: 0.1)
+        guard case .sampled(let queue, let event) = output else { Issue.record("expected a sample"); return }
+        #expect(queue == "hyperion.sched.s1")
+        #expect(event.position == 4 && event.token == 42 && event.timings.count == 3)
+    }
+
+    @Test("a step past the positions held is refused as missing_cache, never computed")
+    func missingCache() {
+        var stage = core()
+        #expect(refusal(stage.receive(step(position: 5, tokens: 1), now: 0)) == .missingCache)
+        _ = stage.receive(step(position: 0, tokens: 3), now: 0)
+        // Position 3 follows the queued prefill: accepted. Position 5 leaves a gap: refused.
+        #expect(stage.receive(step(position: 3, tokens: 1, tag: 2), now: 0).isEmpty)
+        #expect(refusal(stage.receive(step(position: 5, tokens: 1, tag: 3), now: 0)) == .missingCache)
+        // Another attempt of the same key has no cache here.
+        #expect(refusal(stage.receive(step(attempt: 2, position: 3, tokens: 1, tag: 4), now: 0)) == .missingCache)
+    }
+
+    @Test("headers that disagree with the node's plan or shape are refused with the reason")
+    func badSteps() {
+        var stage = core()
+        #expect(refusal(stage.receive(step(plan: 2), now: 0)) == .planMismatch)
+        #expect(refusal(stage.receive(step(hidden: 4), now: 0)) == .badStep)
+        #expect(refusal(stage.receive(step(stage: 2), now: 0)) == .badStep)
+        var truncated = step()
+        truncated.body.removeLast()
+        #expect(refusal(stage.receive(truncated, now: 0)) == .badStep)
+        var first = core(stage: 0)
+        #expect(first.receive(step(stage: 0), now: 0).isEmpty)
+    }
+
+    @Test("a batch takes at most one step per request and never lets a later step overtake")
+    func batching() {
+        var stage = core(maxTokens: 6)
+        _ = stage.receive(step(key: "a", position: 0, tokens: 3, tag: 1), now: 0)
+        _ = stage.receive(step(key: "a", position: 3, tokens: 1, tag: 2), now: 0)
+        _ = stage.receive(step(key: "b", position: 0, tokens: 2, tag: 3), now: 0)
+        _ = stage.receive(step(key: "c", position: 0, tokens: 4, tag: 4), now: 0)  // over the token budget
+        _ = stage.receive(step(key: "c", position: 4, tokens: 1, tag: 5), now: 0)
+        let first = stage.nextBatch().map(\.deliveryTag)
+        #expect(first == [1, 3])
+        let second = stage.nextBatch().map(\.deliveryTag)
+        #expect(second == [2, 4])
+        #expect(stage.nextBatch().map(\.deliveryTag) == [5])
+    }
+
+    @Test("the KV budget refuses a step that would overrun it")
+    func kvBudget() {
+        var stage = core(budget: 100)  // 10 positions
+        #expect(stage.receive(step(key: "a", position: 0, tokens: 6), now: 0).isEmpty)
+        #expect(refusal(stage.receive(step(key: "b", position: 0, tokens: 5, tag: 2), now: 0)) == .kvFull)
+        #expect(stage.receive(step(key: "b", position: 0, tokens: 4, tag: 3), now: 0).isEmpty)
+    }
+
+    @Test("cancel drops queued steps and the cache; late steps of that attempt are acked silently")
+    func cancel() {
+        var stage = core()
+        _ = stage.receive(step(position: 0, tokens: 3, tag: 1), now: 0)
+        _ = stage.completed(stage.nextBatch()[0], sampledToken: nil, computeSeconds: 0.1, now: 0.1)
+        _ = stage.receive(step(position: 3, tokens: 1, tag: 2), now: 0.2)
+        let directives = stage.control(ControlMessage(kind: .cancel, key: "k", attempt: 1), now: 0.3)
+        #expect(directives == [.ack(deliveryTag: 2), .freeCache(CacheKey(key: "k", attempt: 1))])
+        #expect(stage.receive(step(position: 4, tokens: 1, tag: 3), now: 0.4) == [.ack(deliveryTag: 3)])
+        #expect(stage.activeSequences == 0 && stage.queued.isEmpty)
+    }
+
+    @Test("release frees the cache; idle caches expire")
+    func releaseAndExpiry() {
+        var stage = core()
+        _ = stage.receive(step(key: "a"), now: 0)
+        _ = stage.receive(step(key: "b", tag: 2), now: 0)
+        for queued in stage.nextBatch() { _ = stage.completed(queued, sampledToken: nil, computeSeconds: 0, now: 0) }
+        #expect(stage.control(ControlMessage(kind: .release, key: "a", attempt: 1), now: 1) == [.freeCache(CacheKey(key: "a", attempt: 1))])
+        #expect(stage.tick(now: 5).isEmpty)
+        #expect(stage.tick(now: 11) == [.freeCache(CacheKey(key: "b", attempt: 1))])
+    }
+
+    @Test("a draining node refuses new requests but serves the ones it holds")
+    func draining() {
+        var stage = core()
+        _ = stage.receive(step(key: "a"), now: 0)
+        stage.drain()
+        #expect(refusal(stage.receive(step(key: "b", tag: 2), now: 0)) == .draining)
+        #expect(stage.receive(step(key: "a", position: 3, tokens: 1, tag: 3), now: 0).isEmpty)
+    }
+
+    @Test("measured speed follows predicted over busy seconds")
+    func speed() {
+        var meter = SpeedMeter(smoothing: 0.5)
+        meter.record(predictedSeconds: 1, busySeconds: 4)
+        #expect(meter.speed == 0.25)
+        meter.record(predictedSeconds: 1, busySeconds: 1)
+        #expect(meter.speed == 0.625)
+    }
+}
