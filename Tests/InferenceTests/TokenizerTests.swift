@@ -233,11 +233,28 @@ struct TokenizerTests {
         #expect(checkedWithDrops > 50, "the fuzz should exercise bytes without a token")
     }
 
+    @Test("every pre-tokenizer round-trips arbitrary text over SmolLM2's vocabulary", arguments: PreTokenizer.allCases)
+    func preTokenizerRoundTrip(preTokenizer: PreTokenizer) throws {
+        var configuration = try TokenizerConfiguration(metadata: TestFiles.modelFile().metadata)
+        configuration.preTokenizer = preTokenizer
+        let tokenizer = try Tokenizer(configuration: configuration)
+        let dropped = tokenizer.bytesWithoutToken
+        var generator = SplitMix64(seed: 0xB1_7E5)
+        for _ in 0..<500 {
+            let text = FuzzText.make(using: &generator)
+            let expected = Array(text.utf8).filter { !dropped.contains($0) }
+            #expect(tokenizer.decodeBytes(tokenizer.encode(text)) == expected, "\(text.debugDescription)")
+        }
+    }
+
     @Test("encoding the 182-token prompt (timing printed, not asserted)")
     func encodingSpeed() throws {
         let prompt = try #require(try TokenizerFixtures.prompts().first { $0.name == "plain_long_history" })
-        let fresh = try Tokenizer(gguf: TestFiles.modelFile())
         let clock = ContinuousClock()
+        let file = try TestFiles.modelFile()
+        var loaded: Tokenizer?
+        let loading = try clock.measure { loaded = try Tokenizer(gguf: file) }
+        let fresh = try #require(loaded)
         var ids: [Int32] = []
         let cold = clock.measure { ids = fresh.encode(prompt.text) }
         #expect(ids == prompt.promptTokens)
@@ -250,7 +267,8 @@ struct TokenizerTests {
             Double(duration.components.attoseconds) / 1e12 + Double(duration.components.seconds) * 1e6
         }
         print(
-            "tokenizer: \(ids.count)-token prompt encodes in \(Int(microseconds(cold))) µs cold, "
+            "tokenizer: built from GGUF metadata in \(Int(microseconds(loading) / 1000)) ms; "
+                + "\(ids.count)-token prompt encodes in \(Int(microseconds(cold))) µs cold, "
                 + "\(Int(microseconds(warm[warm.count / 2]))) µs warm (median of 50)")
     }
 }
