@@ -9,7 +9,8 @@ private func configuration(
 ) -> TokenizerConfiguration {
     let bytes = (0..<256).map { ByteLevelAlphabet.spelling(of: [UInt8($0)]) }
     let tokens = bytes + extra + controls
-    let kinds = [TokenKind](repeating: .normal, count: bytes.count + extra.count)
+    let kinds =
+        [TokenKind](repeating: .normal, count: bytes.count + extra.count)
         + [TokenKind](repeating: .control, count: controls.count)
     return TokenizerConfiguration(
         tokens: tokens, tokenKinds: kinds, merges: merges, preTokenizer: preTokenizer, chatTemplate: chatTemplate)
@@ -42,6 +43,10 @@ struct TokenizerUnitTests {
         #expect(spellings(tokenizer.encode("a a"), in: pairs) == ["a", "Ġ", "a"])
         // The cache gives the same answer the second time.
         #expect(spellings(tokenizer.encode("aaa"), in: pairs) == ["aa", "a"])
+        // A piece too long to cache merges the same way.
+        #expect(
+            spellings(tokenizer.encode(String(repeating: "a", count: 1001)), in: pairs)
+                == [String](repeating: "aaaa", count: 250) + ["a"])
     }
 
     @Test("llama-bpe takes a piece that is a whole token without merging")
@@ -85,7 +90,9 @@ struct TokenizerUnitTests {
                 return "\(error)"
             }
         }
-        #expect(error(configuration(merges: ["ab"])) == "tokenizer.ggml.merges[0]: 'ab': expected two tokens separated by one space")
+        #expect(
+            error(configuration(merges: ["ab"]))
+                == "tokenizer.ggml.merges[0]: 'ab': expected two tokens separated by one space")
         #expect(error(configuration(merges: ["a zz"]))?.hasPrefix("tokenizer.ggml.merges[0]: 'a zz': a side") == true)
         #expect(error(configuration(merges: ["a b"]))?.contains("merged token is not in the vocabulary") == true)
         var mismatched = configuration()
@@ -126,13 +133,18 @@ struct TokenizerUnitTests {
             }
         }
         #expect(error { $0["tokenizer.ggml.tokens"] = nil } == "tokenizer.ggml.tokens: missing")
-        #expect(error { $0["tokenizer.ggml.merges"] = .uint32(1) } == "tokenizer.ggml.merges: expected array of strings")
+        #expect(
+            error { $0["tokenizer.ggml.merges"] = .uint32(1) } == "tokenizer.ggml.merges: expected array of strings")
         #expect(error { $0["tokenizer.ggml.model"] = .string("llama") }?.contains("'llama' is not supported") == true)
         #expect(
             error { $0["tokenizer.ggml.pre"] = .string("qwen2") }
                 == "tokenizer.ggml.pre: 'qwen2' is not supported (supported: 'smollm', 'llama-bpe', 'gpt2')")
-        #expect(error { $0["tokenizer.ggml.token_type"] = .array([.int32(9)]) } == "tokenizer.ggml.token_type[0]: 9 is not a token type (0…6)")
-        #expect(error { $0["tokenizer.ggml.eos_token_id"] = .string("2") } == "tokenizer.ggml.eos_token_id: expected integer, found string")
+        #expect(
+            error { $0["tokenizer.ggml.token_type"] = .array([.int32(9)]) }
+                == "tokenizer.ggml.token_type[0]: 9 is not a token type (0…6)")
+        #expect(
+            error { $0["tokenizer.ggml.eos_token_id"] = .string("2") }
+                == "tokenizer.ggml.eos_token_id: expected integer, found string")
         metadata["tokenizer.ggml.pre"] = nil
         #expect(try Tokenizer(metadata: metadata).preTokenizer == .gpt2, "no pre-tokenizer named means GPT-2's")
     }
@@ -147,7 +159,8 @@ struct TokenizerUnitTests {
         #expect(template.defaultSystemPrompt == "You are Qwen, a 'helpful' assistant.")
         #expect(
             template.render([.user("hi")], addingGenerationPrompt: false)
-                == "<|im_start|>system\nYou are Qwen, a 'helpful' assistant.<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n")
+                == "<|im_start|>system\nYou are Qwen, a 'helpful' assistant.<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n"
+        )
         // A system block built from the message's content is not a default prompt.
         let fromContent = "{{ '<|im_start|>system\\n' + message['content'] + '<|im_end|>' }}" + chatMLSource
         #expect(try ChatTemplate(source: fromContent).defaultSystemPrompt == nil)

@@ -12,8 +12,11 @@ struct BytePairMerger: Sendable {
 
     /// The token spelling each byte, or -1 when the vocabulary has none (the byte is dropped).
     let byteTokenIDs: [Int32]
-    /// Merge rules keyed by `left << 32 | right`.
-    let merges: [UInt64: Merge]
+    /// Merge rules keyed by `key(left, right)`.
+    typealias Table = [UInt64: Merge]
+
+    /// The model's merge rules.
+    let merges: Table
 
     @inline(__always) static func key(_ left: Int32, _ right: Int32) -> UInt64 {
         UInt64(UInt32(bitPattern: left)) << 32 | UInt64(UInt32(bitPattern: right))

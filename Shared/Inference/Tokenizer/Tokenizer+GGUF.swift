@@ -69,7 +69,8 @@ extension TokenizerConfiguration {
         let addsBOS: Bool
         if let entry = metadata["tokenizer.ggml.add_bos_token"] {
             guard let flag = entry.boolValue else {
-                throw TokenizerError.wrongMetadataType(key: "tokenizer.ggml.add_bos_token", expected: "bool, found \(entry.typeName)")
+                throw TokenizerError.wrongMetadataType(
+                    key: "tokenizer.ggml.add_bos_token", expected: "bool, found \(entry.typeName)")
             }
             addsBOS = flag
         } else {

@@ -42,7 +42,8 @@ public struct Tokenizer: Sendable {
     public init(configuration: TokenizerConfiguration) throws {
         let tokens = configuration.tokens
         guard !tokens.isEmpty else { throw TokenizerError.emptyVocabulary }
-        let kinds = configuration.tokenKinds.isEmpty
+        let kinds =
+            configuration.tokenKinds.isEmpty
             ? [TokenKind](repeating: .normal, count: tokens.count) : configuration.tokenKinds
         guard kinds.count == tokens.count else {
             throw TokenizerError.tokenTypeCountMismatch(tokens: tokens.count, tokenTypes: kinds.count)
@@ -120,19 +121,21 @@ public struct Tokenizer: Sendable {
         }
     }
 
-    private static func mergeTable(_ rules: [String], tokenIDs: [String: Int32]) throws -> [UInt64: BytePairMerger.Merge] {
-        var table: [UInt64: BytePairMerger.Merge] = [:]
+    private static func mergeTable(_ rules: [String], tokenIDs: [String: Int32]) throws -> BytePairMerger.Table {
+        var table: BytePairMerger.Table = [:]
         table.reserveCapacity(rules.count)
         for (rank, rule) in rules.enumerated() {
             let parts = rule.split(separator: " ", omittingEmptySubsequences: false)
             guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
-                throw TokenizerError.invalidMerge(index: rank, text: rule, reason: "expected two tokens separated by one space")
+                throw TokenizerError.invalidMerge(
+                    index: rank, text: rule, reason: "expected two tokens separated by one space")
             }
             guard let left = tokenIDs[String(parts[0])], let right = tokenIDs[String(parts[1])] else {
                 throw TokenizerError.invalidMerge(index: rank, text: rule, reason: "a side is not a vocabulary token")
             }
             guard let merged = tokenIDs[String(parts[0] + parts[1])] else {
-                throw TokenizerError.invalidMerge(index: rank, text: rule, reason: "the merged token is not in the vocabulary")
+                throw TokenizerError.invalidMerge(
+                    index: rank, text: rule, reason: "the merged token is not in the vocabulary")
             }
             let key = BytePairMerger.key(left, right)
             // A repeated rule keeps its first (highest-priority) rank.
@@ -204,7 +207,9 @@ public struct Tokenizer: Sendable {
             if let candidates = specialTokensByFirstByte[utf8[index]],
                 let match = candidates.first(where: { utf8[index...].starts(with: $0.bytes) })
             {
-                if plainStart < index { appendPlain(Substring(decoding: utf8[plainStart..<index], as: UTF8.self), to: &ids) }
+                if plainStart < index {
+                    appendPlain(Substring(decoding: utf8[plainStart..<index], as: UTF8.self), to: &ids)
+                }
                 ids.append(match.id)
                 index += match.bytes.count
                 plainStart = index
@@ -231,6 +236,10 @@ public struct Tokenizer: Sendable {
             return
         }
         if bytes.count == 1 {
+            merger.merge(bytes, into: &ids)
+            return
+        }
+        guard bytes.count <= PieceCache.longestPieceBytes else {
             merger.merge(bytes, into: &ids)
             return
         }
@@ -273,8 +282,10 @@ public struct Tokenizer: Sendable {
 
 /// Merged tokens of recently seen pieces, shared by copies of a tokenizer.
 ///
-/// Bounded: it is emptied when it grows past `capacity`, so arbitrary input cannot grow it forever.
+/// Bounded: only pieces up to `longestPieceBytes` are kept, and it is emptied when it grows past
+/// `capacity`, so arbitrary input cannot grow it without limit.
 private final class PieceCache: Sendable {
+    static let longestPieceBytes = 64
     private static let capacity = 65_536
     private let entries = Mutex<[[UInt8]: [Int32]]>([:])
 
