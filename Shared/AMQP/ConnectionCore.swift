@@ -1,0 +1,1031 @@
+import CRabbitMQ
+import Logging
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// Receives a consumer's deliveries on the connection's thread; must not block.
+protocol DeliverySink: Sendable {
+    func deliver(_ delivery: AMQPDelivery)
+    /// `nil` ends the consumer normally (cancelled by its owner or the connection closed).
+    func finish(_ error: AMQPError?)
+    /// The connection dropped; the consumer will be restarted after the reconnect.
+    func interrupted(_ error: AMQPError)
+}
+
+extension DeliverySink {
+    func interrupted(_ error: AMQPError) {}
+}
+
+/// What the thread reports to the public handle.
+struct ConnectionOutlets: Sendable {
+    let events: AsyncStream<AMQPConnectionEvent>.Continuation
+    let returns: AsyncStream<AMQPReturnedMessage>.Continuation
+}
+
+/// A synchronous AMQP method sent on a channel, and what to do with the broker's reply.
+/// `expect == 0` marks an asynchronous method (a publish) queued behind synchronous ones.
+final class ChannelCall {
+    let expect: UInt32
+    let send: (ConnectionCore, UInt16) -> Int32
+    let onReply: (UnsafeMutableRawPointer?) -> Void
+    let onError: (AMQPError) -> Void
+
+    init(
+        expect: UInt32, send: @escaping (ConnectionCore, UInt16) -> Int32,
+        onReply: @escaping (UnsafeMutableRawPointer?) -> Void = { _ in },
+        onError: @escaping (AMQPError) -> Void = { _ in }
+    ) {
+        self.expect = expect
+        self.send = send
+        self.onReply = onReply
+        self.onError = onError
+    }
+}
+
+/// What a caller asks for when starting a consumer.
+struct ConsumerSpec: Sendable {
+    let queue: String
+    let tag: String
+    let prefetchCount: UInt16
+    let noAck: Bool
+    let exclusive: Bool
+    let arguments: AMQPTable
+    let sink: any DeliverySink
+}
+
+/// A consumer as the thread knows it, kept so it can be started again after a reconnect.
+final class ConsumerRecord {
+    let queue: String
+    let tag: String
+    let prefetchCount: UInt16
+    let noAck: Bool
+    let exclusive: Bool
+    let arguments: AMQPTable
+    let sink: any DeliverySink
+    /// Resolved by the first consume-ok; nil once the consumer has started.
+    var started: Promise<Void>?
+    var active = false
+
+    init(_ spec: ConsumerSpec) {
+        queue = spec.queue
+        tag = spec.tag
+        prefetchCount = spec.prefetchCount
+        noAck = spec.noAck
+        exclusive = spec.exclusive
+        arguments = spec.arguments
+        sink = spec.sink
+    }
+}
+
+/// One AMQP channel: its pending synchronous calls, confirm bookkeeping and the message being
+/// assembled from method, header and body frames.
+final class Channel {
+    enum Role { case control, confirm, consumer }
+
+    struct Incoming {
+        enum Kind {
+            case delivery(consumerTag: String, deliveryTag: UInt64, redelivered: Bool)
+            case returned(replyCode: UInt16, replyText: String)
+        }
+        var kind: Kind
+        var exchange: String
+        var routingKey: String
+        var properties = AMQPProperties()
+        var bodySize = 0
+        var body: [UInt8] = []
+    }
+
+    let id: UInt16
+    let role: Role
+    var isOpen = false
+    /// Which opening of this channel id is current; deliveries remember it so stale acks are dropped.
+    var epoch: UInt64 = 0
+    /// Sent, awaiting replies in order.
+    var sent: [ChannelCall] = []
+    /// Not sent yet: on the control channel one synchronous call runs at a time, so a failing
+    /// declare cannot take a later, unrelated call down with its channel.
+    var waiting: [ChannelCall] = []
+    var nextPublishSeq: UInt64 = 1
+    var lowestUnconfirmed: UInt64 = 1
+    var confirms: [UInt64: Promise<Void>] = [:]
+    var pendingReturn: AMQPReturnedMessage?
+    var consumer: ConsumerRecord?
+    var incoming: Incoming?
+    /// Closed by us on purpose: the id is freed when close-ok arrives.
+    var releasing = false
+
+    init(id: UInt16, role: Role) {
+        self.id = id
+        self.role = role
+    }
+
+    var isIdle: Bool { isOpen && sent.isEmpty && waiting.isEmpty }
+}
+
+/// Everything that must stay on one connection's thread: the rabbitmq-c state and all protocol
+/// bookkeeping. Reached only through `CommandQueue` commands and the thread's own loop.
+final class ConnectionCore {
+    let settings: ConnectionSettings
+    let commands: CommandQueue
+    let outlets: ConnectionOutlets
+    var logger: Logger { settings.logger }
+
+    private(set) var state: amqp_connection_state_t?
+    let arena = Arena()
+    private var channels: [UInt16: Channel] = [:]
+    private var freeChannelIDs: [UInt16] = []
+    private var nextChannelID: UInt16 = 3
+    private var epochCounter: UInt64 = 0
+    private var terminated = false
+    private var topology: [TopologyItem] = []
+    private let controlChannel = Channel(id: 1, role: .control)
+    private let confirmChannel = Channel(id: 2, role: .confirm)
+
+    enum TopologyItem {
+        case exchange(AMQPExchange)
+        case queue(AMQPQueue)
+        case binding(AMQPBinding)
+    }
+
+    init(settings: ConnectionSettings, commands: CommandQueue, outlets: ConnectionOutlets) {
+        self.settings = settings
+        self.commands = commands
+        self.outlets = outlets
+        channels[1] = controlChannel
+        channels[2] = confirmChannel
+    }
+
+    // MARK: - Thread loop
+
+    /// Runs until the connection is closed by its owner, or dropped with reconnect disabled.
+    func run(connected: Promise<Void>) {
+        do {
+            try connect()
+        } catch {
+            connected.fail(error)
+            terminate(error: error)
+            return
+        }
+        connected.succeed(())
+        var idlePolls = 0
+        while true {
+            let batch = commands.drain()
+            for command in batch { command(self) }
+            if commands.isClosed {
+                for command in commands.drain() { command(self) }
+                closeGracefully()
+                return
+            }
+            if state == nil {
+                guard settings.reconnect.enabled, reconnect() else {
+                    terminate(error: .connectionLost(reason: "connection dropped and reconnect is disabled"))
+                    return
+                }
+                continue
+            }
+            let framesRead = readFrames(limit: 512)
+            if !batch.isEmpty || framesRead > 0 || hasBufferedInput {
+                idlePolls = 0
+                continue
+            }
+            if commands.prepareToSleep() {
+                // Short sleeps keep heartbeats flowing; the next readFrames sends one when due.
+                waitForInput(timeoutMilliseconds: idlePolls < 2 ? 1 : pollIntervalMilliseconds)
+                commands.wokeUp()
+                idlePolls += 1
+            }
+        }
+    }
+
+    private var hasBufferedInput: Bool {
+        guard let state else { return false }
+        return amqp_frames_enqueued(state) != 0 || amqp_data_in_buffer(state) != 0
+    }
+
+    private var pollIntervalMilliseconds: Int32 {
+        let heartbeat = settings.heartbeatSeconds
+        return heartbeat > 0 ? Int32(max(50, min(500, heartbeat * 250))) : 500
+    }
+
+    private func waitForInput(timeoutMilliseconds: Int32) {
+        var fds = [pollfd(fd: commands.wakeReadFD, events: Int16(POLLIN), revents: 0)]
+        if let state { fds.append(pollfd(fd: amqp_get_sockfd(state), events: Int16(POLLIN), revents: 0)) }
+        _ = poll(&fds, nfds_t(fds.count), timeoutMilliseconds)
+    }
+
+    /// Reads what has arrived without blocking; returns how many frames were handled.
+    private func readFrames(limit: Int) -> Int {
+        var count = 0
+        var frame = amqp_frame_t()
+        var immediately = timeval(tv_sec: 0, tv_usec: 0)
+        while count < limit, let state {
+            let status = amqp_simple_wait_frame_noblock(state, &frame, &immediately)
+            if status == AMQP_STATUS_TIMEOUT.rawValue { break }
+            guard status == AMQP_STATUS_OK.rawValue else {
+                drop(AMQPError.connectionLost(reason: ConnectionCore.describe(status)))
+                break
+            }
+            count += 1
+            handle(frame)
+            if let current = self.state { amqp_maybe_release_buffers_on_channel(current, frame.channel) }
+        }
+        return count
+    }
+
+    // MARK: - Connecting
+
+    private func connect() throws(AMQPError) {
+        let url = settings.url
+        guard let newState = amqp_new_connection() else {
+            throw .connectionFailed(url: url.description, reason: "out of memory")
+        }
+        var keep = false
+        defer { if !keep { amqp_destroy_connection(newState) } }
+        let socket: OpaquePointer?
+        if url.isTLS {
+            socket = amqp_ssl_socket_new(newState)
+            if let socket {
+                if let ca = settings.tlsCACertificatePath { _ = amqp_ssl_socket_set_cacert(socket, ca) }
+                amqp_ssl_socket_set_verify_peer(socket, 1)
+                amqp_ssl_socket_set_verify_hostname(socket, 1)
+            }
+        } else {
+            socket = amqp_tcp_socket_new(newState)
+        }
+        guard let socket else { throw .connectionFailed(url: url.description, reason: "cannot create socket") }
+        var timeout = timeval(tv_sec: Int(settings.connectTimeoutSeconds), tv_usec: 0)
+        _ = amqp_set_handshake_timeout(newState, &timeout)
+        let opened = amqp_socket_open_noblock(socket, url.host, Int32(url.port), &timeout)
+        guard opened == AMQP_STATUS_OK.rawValue else {
+            throw .connectionFailed(url: url.description, reason: ConnectionCore.describe(opened))
+        }
+        var properties = clientProperties()
+        let reply = hyperion_amqp_login_plain(
+            newState, url.virtualHost, 0, 131_072, Int32(settings.heartbeatSeconds), &properties, url.user,
+            url.password)
+        arena.reset()
+        if let error = ConnectionCore.error(from: reply) {
+            throw .connectionFailed(url: url.description, reason: error.description)
+        }
+        keep = true
+        state = newState
+        logger.debug("AMQP connected", metadata: ["url": "\(url)", "name": "\(settings.connectionName)"])
+    }
+
+    private func clientProperties() -> amqp_table_t {
+        arena.table([
+            "connection_name": .string(settings.connectionName),
+            "product": .string("Hyperion"),
+            "capabilities": .table([
+                "consumer_cancel_notify": .bool(true),
+                "publisher_confirms": .bool(true),
+                "basic.nack": .bool(true),
+                "exchange_exchange_bindings": .bool(true),
+                "connection.blocked": .bool(true),
+                "authentication_failure_close": .bool(true),
+            ]),
+        ])
+    }
+
+    /// Backs off and reconnects, then declares the recorded topology and restarts consumers.
+    /// Returns false when the owner closed the connection meanwhile.
+    private func reconnect() -> Bool {
+        var delaySeconds = settings.reconnect.initialDelaySeconds
+        while !commands.isClosed {
+            sleepInterruptibly(seconds: delaySeconds)
+            if commands.isClosed { return false }
+            do {
+                try connect()
+                restore()
+                logger.info("AMQP reconnected", metadata: ["url": "\(settings.url)"])
+                outlets.events.yield(.reconnected)
+                return true
+            } catch {
+                logger.debug("AMQP reconnect failed", metadata: ["error": "\(error)"])
+                delaySeconds = min(delaySeconds * 2, settings.reconnect.maxDelaySeconds)
+            }
+        }
+        return false
+    }
+
+    private func sleepInterruptibly(seconds: Double) {
+        var fds = [pollfd(fd: commands.wakeReadFD, events: Int16(POLLIN), revents: 0)]
+        _ = poll(&fds, 1, Int32(seconds * 1000))
+    }
+
+    private func restore() {
+        let replay: [ChannelCall] = topology.map { item in
+            ChannelCall(
+                expect: ConnectionCore.reply(to: item), send: { core, channel in core.send(item, passive: false, channel: channel) },
+                onError: { [logger] error in logger.warning("AMQP re-declare failed", metadata: ["error": "\(error)"]) })
+        }
+        controlChannel.waiting.insert(contentsOf: replay, at: 0)
+        for channel in channels.values {
+            guard let consumer = channel.consumer else { continue }
+            submitConsumerSetup(consumer, on: channel)
+        }
+        for channel in channels.values { pump(channel) }
+    }
+
+    // MARK: - Losing and closing
+
+    /// Tears down the socket after a failure; everything in flight fails with `error`, unsent calls
+    /// wait for the reconnect.
+    func drop(_ error: AMQPError) {
+        guard let current = state else { return }
+        state = nil
+        amqp_destroy_connection(current)
+        logger.warning("AMQP connection lost", metadata: ["error": "\(error)"])
+        for channel in channels.values {
+            channel.isOpen = false
+            channel.incoming = nil
+            channel.pendingReturn = nil
+            let sent = channel.sent
+            channel.sent.removeAll()
+            for call in sent { call.onError(error) }
+            failConfirms(on: channel, error: error)
+            if channel.role == .consumer {
+                // Started consumers are restarted by restore(); the rest fail and free their channel.
+                channel.waiting.removeAll()
+                if let consumer = channel.consumer, consumer.active {
+                    consumer.sink.interrupted(error)
+                    continue
+                }
+                channel.consumer?.started?.fail(error)
+                channel.consumer = nil
+                channels[channel.id] = nil
+                freeChannelIDs.append(channel.id)
+            }
+        }
+        outlets.events.yield(.disconnected(error))
+    }
+
+    private func failConfirms(on channel: Channel, error: AMQPError) {
+        let confirms = channel.confirms
+        channel.confirms.removeAll()
+        for (_, promise) in confirms { promise.fail(error) }
+        channel.nextPublishSeq = 1
+        channel.lowestUnconfirmed = 1
+    }
+
+    private func closeGracefully() {
+        if let current = state {
+            _ = amqp_connection_close(current, AMQP_REPLY_SUCCESS)
+            state = nil
+            amqp_destroy_connection(current)
+        }
+        terminate(error: .connectionClosed)
+    }
+
+    /// Fails everything still waiting and ends every stream; the thread exits after this.
+    private func terminate(error: AMQPError) {
+        if let current = state {
+            state = nil
+            amqp_destroy_connection(current)
+        }
+        terminated = true
+        commands.close()
+        for channel in channels.values {
+            let calls = channel.sent + channel.waiting
+            channel.sent.removeAll()
+            channel.waiting.removeAll()
+            for call in calls { call.onError(error) }
+            failConfirms(on: channel, error: error)
+            if let consumer = channel.consumer {
+                channel.consumer = nil
+                consumer.sink.finish(error == .connectionClosed ? nil : error)
+            }
+        }
+        for command in commands.drain() { command(self) }
+        outlets.events.finish()
+        outlets.returns.finish()
+    }
+
+    // MARK: - Channels
+
+    private func openChannel(_ channel: Channel) {
+        guard let state else { return }
+        epochCounter += 1
+        channel.epoch = epochCounter
+        channel.isOpen = true
+        channel.incoming = nil
+        var open = amqp_channel_open_t()
+        var status = amqp_send_method(state, channel.id, Method.channelOpen, &open)
+        channel.sent.append(ChannelCall(expect: Method.channelOpenOK, send: { _, _ in 0 }))
+        if channel.role == .confirm, status == AMQP_STATUS_OK.rawValue {
+            failConfirms(on: channel, error: .connectionLost(reason: "channel reopened"))
+            var select = amqp_confirm_select_t()
+            status = amqp_send_method(state, channel.id, Method.confirmSelect, &select)
+            channel.sent.append(ChannelCall(expect: Method.confirmSelectOK, send: { _, _ in 0 }))
+        }
+        if status != AMQP_STATUS_OK.rawValue { drop(.connectionLost(reason: ConnectionCore.describe(status))) }
+    }
+
+    /// Sends waiting calls that may go now: after (re)opening the channel, and one synchronous
+    /// call at a time.
+    private func pump(_ channel: Channel) {
+        while state != nil, !channel.waiting.isEmpty {
+            if !channel.isOpen {
+                openChannel(channel)
+                continue
+            }
+            guard channel.sent.isEmpty else { return }
+            let call = channel.waiting.removeFirst()
+            let status = call.send(self, channel.id)
+            arena.reset()
+            if call.expect != 0 { channel.sent.append(call) }
+            if status != AMQP_STATUS_OK.rawValue {
+                if call.expect == 0 { call.onError(.connectionLost(reason: ConnectionCore.describe(status))) }
+                drop(.connectionLost(reason: ConnectionCore.describe(status)))
+                return
+            }
+        }
+    }
+
+    func submit(_ call: ChannelCall, on channel: Channel) {
+        guard !terminated else {
+            call.onError(.connectionClosed)
+            return
+        }
+        channel.waiting.append(call)
+        pump(channel)
+    }
+
+    func submitControl(_ call: ChannelCall) { submit(call, on: controlChannel) }
+
+    private func newChannel(role: Channel.Role) -> Channel? {
+        let id: UInt16
+        if let free = freeChannelIDs.popLast() {
+            id = free
+        } else {
+            let channelMax = state.map { amqp_get_channel_max($0) } ?? 0
+            guard channelMax == 0 || Int32(nextChannelID) <= channelMax, nextChannelID < UInt16.max else { return nil }
+            id = nextChannelID
+            nextChannelID += 1
+        }
+        let channel = Channel(id: id, role: role)
+        channels[id] = channel
+        return channel
+    }
+
+    /// Closes a channel we no longer need; its id is reused after close-ok.
+    private func release(_ channel: Channel, then done: @escaping () -> Void = {}) {
+        channel.consumer = nil
+        guard channel.isOpen, state != nil else {
+            channels[channel.id] = nil
+            freeChannelIDs.append(channel.id)
+            done()
+            return
+        }
+        channel.releasing = true
+        channel.waiting.removeAll()
+        submit(
+            ChannelCall(
+                expect: Method.channelCloseOK,
+                send: { core, id in
+                    var close = amqp_channel_close_t()
+                    close.reply_code = UInt16(AMQP_REPLY_SUCCESS)
+                    return amqp_send_method(core.state, id, Method.channelClose, &close)
+                },
+                onReply: { [unowned self] _ in
+                    channels[channel.id] = nil
+                    freeChannelIDs.append(channel.id)
+                    done()
+                },
+                onError: { _ in done() }),
+            on: channel)
+    }
+
+    // MARK: - Frames from the broker
+
+    private func handle(_ frame: amqp_frame_t) {
+        switch Int32(frame.frame_type) {
+        case AMQP_FRAME_METHOD:
+            handleMethod(frame.payload.method, channelID: frame.channel)
+        case AMQP_FRAME_HEADER:
+            guard let channel = channels[frame.channel], channel.incoming != nil else { return }
+            if let decoded = frame.payload.properties.decoded {
+                channel.incoming?.properties = AMQPProperties(decoded.assumingMemoryBound(to: amqp_basic_properties_t.self).pointee)
+            }
+            let size = Int(frame.payload.properties.body_size)
+            channel.incoming?.bodySize = size
+            channel.incoming?.body.reserveCapacity(size)
+            if size == 0 { completeIncoming(on: channel) }
+        case AMQP_FRAME_BODY:
+            guard let channel = channels[frame.channel], channel.incoming != nil else { return }
+            let fragment = frame.payload.body_fragment
+            if let bytes = fragment.bytes, fragment.len > 0 {
+                channel.incoming?.body.append(contentsOf: UnsafeRawBufferPointer(start: bytes, count: fragment.len))
+            }
+            if let incoming = channel.incoming, incoming.body.count >= incoming.bodySize { completeIncoming(on: channel) }
+        default:
+            break
+        }
+    }
+
+    private func completeIncoming(on channel: Channel) {
+        guard let incoming = channel.incoming else { return }
+        channel.incoming = nil
+        let message = AMQPMessage(body: incoming.body, properties: incoming.properties)
+        switch incoming.kind {
+        case let .delivery(consumerTag, deliveryTag, redelivered):
+            guard let consumer = channel.consumer else { return }
+            consumer.sink.deliver(
+                AMQPDelivery(
+                    message: message, exchange: incoming.exchange, routingKey: incoming.routingKey,
+                    redelivered: redelivered, deliveryTag: deliveryTag, consumerTag: consumerTag,
+                    settler: consumer.noAck ? nil : Settler(commands: commands, channel: channel.id, epoch: channel.epoch)))
+        case let .returned(replyCode, replyText):
+            let returned = AMQPReturnedMessage(
+                replyCode: replyCode, replyText: replyText, exchange: incoming.exchange,
+                routingKey: incoming.routingKey, message: message)
+            if channel.role == .confirm {
+                channel.pendingReturn = returned
+            } else {
+                outlets.returns.yield(returned)
+            }
+        }
+    }
+
+    private func handleMethod(_ method: amqp_method_t, channelID: UInt16) {
+        let decoded = method.decoded
+        func fields<T>(_ type: T.Type) -> T? { decoded?.assumingMemoryBound(to: T.self).pointee }
+
+        if channelID == 0 {
+            switch method.id {
+            case Method.connectionClose:
+                let close = fields(amqp_connection_close_t.self)
+                var ok = amqp_connection_close_ok_t()
+                if let state { _ = amqp_send_method(state, 0, Method.connectionCloseOK, &ok) }
+                drop(
+                    .connectionClosedByBroker(replyCode: close?.reply_code ?? 0, replyText: close?.reply_text.string ?? ""))
+            case Method.connectionBlocked:
+                outlets.events.yield(.blocked(reason: fields(amqp_connection_blocked_t.self)?.reason.string ?? ""))
+            case Method.connectionUnblocked:
+                outlets.events.yield(.unblocked)
+            default:
+                break
+            }
+            return
+        }
+        guard let channel = channels[channelID] else { return }
+        switch method.id {
+        case Method.basicDeliver:
+            guard let deliver = fields(amqp_basic_deliver_t.self) else { return }
+            channel.incoming = Channel.Incoming(
+                kind: .delivery(
+                    consumerTag: deliver.consumer_tag.string, deliveryTag: deliver.delivery_tag,
+                    redelivered: deliver.redelivered != 0),
+                exchange: deliver.exchange.string, routingKey: deliver.routing_key.string)
+        case Method.basicReturn:
+            guard let returned = fields(amqp_basic_return_t.self) else { return }
+            channel.incoming = Channel.Incoming(
+                kind: .returned(replyCode: returned.reply_code, replyText: returned.reply_text.string),
+                exchange: returned.exchange.string, routingKey: returned.routing_key.string)
+        case Method.basicAck:
+            guard let ack = fields(amqp_basic_ack_t.self) else { return }
+            settleConfirms(on: channel, upTo: ack.delivery_tag, multiple: ack.multiple != 0, nacked: false)
+        case Method.basicNack:
+            guard let nack = fields(amqp_basic_nack_t.self) else { return }
+            settleConfirms(on: channel, upTo: nack.delivery_tag, multiple: nack.multiple != 0, nacked: true)
+        case Method.basicCancel:
+            // The broker cancelled this consumer (its queue was deleted, or it failed over).
+            guard let cancel = fields(amqp_basic_cancel_t.self) else { return }
+            if cancel.nowait == 0, let state {
+                var ok = amqp_basic_cancel_ok_t()
+                ok.consumer_tag = cancel.consumer_tag
+                _ = amqp_send_method(state, channelID, Method.basicCancelOK, &ok)
+            }
+            if let consumer = channel.consumer {
+                release(channel)
+                consumer.sink.finish(.consumerCancelled(queue: consumer.queue))
+            }
+        case Method.channelClose:
+            let close = fields(amqp_channel_close_t.self)
+            let error = AMQPError.channelClosed(
+                replyCode: close?.reply_code ?? 0, replyText: close?.reply_text.string ?? "",
+                classID: close?.class_id ?? 0, methodID: close?.method_id ?? 0)
+            var ok = amqp_channel_close_ok_t()
+            if let state { _ = amqp_send_method(state, channelID, Method.channelCloseOK, &ok) }
+            channelClosedByBroker(channel, error: error)
+        case Method.channelFlow:
+            var ok = amqp_channel_flow_ok_t()
+            ok.active = fields(amqp_channel_flow_t.self)?.active ?? 1
+            if let state { _ = amqp_send_method(state, channelID, Method.channelFlowOK, &ok) }
+        default:
+            guard !channel.sent.isEmpty else {
+                logger.debug("AMQP unexpected method", metadata: ["method": "\(method.id)", "channel": "\(channelID)"])
+                return
+            }
+            let call = channel.sent.removeFirst()
+            if call.expect != method.id {
+                logger.warning(
+                    "AMQP reply out of order", metadata: ["expected": "\(call.expect)", "got": "\(method.id)"])
+            }
+            call.onReply(decoded)
+            pump(channel)
+        }
+    }
+
+    private func channelClosedByBroker(_ channel: Channel, error: AMQPError) {
+        channel.isOpen = false
+        channel.incoming = nil
+        channel.pendingReturn = nil
+        let sent = channel.sent
+        channel.sent.removeAll()
+        for call in sent { call.onError(error) }
+        failConfirms(on: channel, error: error)
+        if channel.releasing {
+            channels[channel.id] = nil
+            freeChannelIDs.append(channel.id)
+            return
+        }
+        if let consumer = channel.consumer {
+            channel.consumer = nil
+            channels[channel.id] = nil
+            freeChannelIDs.append(channel.id)
+            consumer.sink.finish(error)
+            return
+        }
+        logger.debug("AMQP channel closed by broker", metadata: ["channel": "\(channel.id)", "error": "\(error)"])
+        pump(channel)
+    }
+
+    /// Settles publisher confirms; a `basic.return` just before an ack marks that message returned.
+    private func settleConfirms(on channel: Channel, upTo tag: UInt64, multiple: Bool, nacked: Bool) {
+        let returned = channel.pendingReturn
+        channel.pendingReturn = nil
+        func outcome(for seq: UInt64) -> Result<Void, AMQPError> {
+            if nacked { return .failure(.nacked) }
+            if seq == tag, let returned {
+                return .failure(
+                    .returned(
+                        replyCode: returned.replyCode, replyText: returned.replyText, exchange: returned.exchange,
+                        routingKey: returned.routingKey))
+            }
+            return .success(())
+        }
+        if multiple {
+            var seq = channel.lowestUnconfirmed
+            while seq <= tag {
+                channel.confirms.removeValue(forKey: seq)?.resolve(outcome(for: seq))
+                seq += 1
+            }
+            channel.lowestUnconfirmed = max(channel.lowestUnconfirmed, tag + 1)
+        } else {
+            channel.confirms.removeValue(forKey: tag)?.resolve(outcome(for: tag))
+            while channel.lowestUnconfirmed < channel.nextPublishSeq,
+                channel.confirms[channel.lowestUnconfirmed] == nil
+            {
+                channel.lowestUnconfirmed += 1
+            }
+        }
+    }
+
+    // MARK: - Operations (called by commands)
+
+    func publish(
+        _ message: AMQPMessage, exchange: String, routingKey: String, mandatory: Bool,
+        confirm: Promise<Void>?, consumerTag: String? = nil
+    ) {
+        let channel: Channel
+        if let consumerTag {
+            guard let owner = channels.values.first(where: { $0.consumer?.tag == consumerTag }) else {
+                confirm?.fail(.connectionLost(reason: "reply consumer is gone"))
+                commands.publishDone(bytes: message.body.count)
+                return
+            }
+            channel = owner
+        } else {
+            channel = confirm == nil ? controlChannel : confirmChannel
+        }
+        guard !terminated else {
+            confirm?.fail(.connectionClosed)
+            commands.publishDone(bytes: message.body.count)
+            return
+        }
+        if channel.isIdle, state != nil {
+            sendPublish(message, exchange: exchange, routingKey: routingKey, mandatory: mandatory, confirm: confirm, on: channel)
+            return
+        }
+        // Behind a channel (re)open, confirm.select or a declare: keep the order.
+        submit(
+            ChannelCall(
+                expect: 0,
+                send: { core, _ in
+                    core.sendPublish(
+                        message, exchange: exchange, routingKey: routingKey, mandatory: mandatory, confirm: confirm,
+                        on: channel)
+                    return AMQP_STATUS_OK.rawValue
+                }), on: channel)
+    }
+
+    private func sendPublish(
+        _ message: AMQPMessage, exchange: String, routingKey: String, mandatory: Bool, confirm: Promise<Void>?,
+        on channel: Channel
+    ) {
+        defer { commands.publishDone(bytes: message.body.count) }
+        guard let state else {
+            confirm?.fail(.connectionLost(reason: "not connected"))
+            return
+        }
+        var properties = arena.properties(message.properties)
+        let status = message.body.withUnsafeBytes { body in
+            amqp_basic_publish(
+                state, channel.id, arena.bytes(exchange), arena.bytes(routingKey), mandatory ? 1 : 0, 0, &properties,
+                amqp_bytes_t(len: body.count, bytes: UnsafeMutableRawPointer(mutating: body.baseAddress)))
+        }
+        arena.reset()
+        if let confirm {
+            channel.confirms[channel.nextPublishSeq] = confirm
+            channel.nextPublishSeq += 1
+        }
+        if status != AMQP_STATUS_OK.rawValue { drop(.connectionLost(reason: ConnectionCore.describe(status))) }
+    }
+
+    func settle(_ kind: Settler.Kind, tag: UInt64, channel id: UInt16, epoch: UInt64) {
+        guard let state, let channel = channels[id], channel.isOpen, channel.epoch == epoch else { return }
+        let status: Int32
+        switch kind {
+        case let .ack(multiple):
+            status = amqp_basic_ack(state, id, tag, multiple ? 1 : 0)
+        case let .nack(requeue, multiple):
+            status = amqp_basic_nack(state, id, tag, multiple ? 1 : 0, requeue ? 1 : 0)
+        case let .reject(requeue):
+            status = amqp_basic_reject(state, id, tag, requeue ? 1 : 0)
+        }
+        if status != AMQP_STATUS_OK.rawValue { drop(.connectionLost(reason: ConnectionCore.describe(status))) }
+    }
+
+    /// Declares (or, with `passive`, checks) a topology item and records it for reconnects.
+    func declare(_ item: TopologyItem, passive: Bool, promise: Promise<AMQPQueueStatus>) {
+        submitControl(
+            ChannelCall(
+                expect: ConnectionCore.reply(to: item),
+                send: { core, channel in core.send(item, passive: passive, channel: channel) },
+                onReply: { [unowned self] decoded in
+                    if !passive { record(item) }
+                    if case .queue = item, let ok = decoded?.assumingMemoryBound(to: amqp_queue_declare_ok_t.self).pointee {
+                        promise.succeed(
+                            AMQPQueueStatus(name: ok.queue.string, messageCount: ok.message_count, consumerCount: ok.consumer_count))
+                    } else {
+                        promise.succeed(AMQPQueueStatus(name: "", messageCount: 0, consumerCount: 0))
+                    }
+                },
+                onError: { promise.fail($0) }))
+    }
+
+    private static func reply(to item: TopologyItem) -> UInt32 {
+        switch item {
+        case .exchange: Method.exchangeDeclareOK
+        case .queue: Method.queueDeclareOK
+        case let .binding(binding):
+            if case .queue = binding.destination { Method.queueBindOK } else { Method.exchangeBindOK }
+        }
+    }
+
+    private func send(_ item: TopologyItem, passive: Bool, channel: UInt16) -> Int32 {
+        switch item {
+        case let .exchange(exchange):
+            var method = amqp_exchange_declare_t()
+            method.exchange = arena.bytes(exchange.name)
+            method.type = arena.bytes(exchange.kind.name)
+            method.passive = passive ? 1 : 0
+            method.durable = exchange.durable ? 1 : 0
+            method.auto_delete = exchange.autoDelete ? 1 : 0
+            method.internal = exchange.internal ? 1 : 0
+            method.arguments = arena.table(exchange.arguments)
+            return amqp_send_method(state, channel, Method.exchangeDeclare, &method)
+        case let .queue(queue):
+            var method = amqp_queue_declare_t()
+            method.queue = arena.bytes(queue.name)
+            method.passive = passive ? 1 : 0
+            method.durable = queue.durable ? 1 : 0
+            method.exclusive = queue.exclusive ? 1 : 0
+            method.auto_delete = queue.autoDelete ? 1 : 0
+            method.arguments = arena.table(queue.arguments)
+            return amqp_send_method(state, channel, Method.queueDeclare, &method)
+        case let .binding(binding):
+            switch binding.destination {
+            case let .queue(queue):
+                var method = amqp_queue_bind_t()
+                method.queue = arena.bytes(queue)
+                method.exchange = arena.bytes(binding.exchange)
+                method.routing_key = arena.bytes(binding.routingKey)
+                method.arguments = arena.table(binding.arguments)
+                return amqp_send_method(state, channel, Method.queueBind, &method)
+            case let .exchange(destination):
+                var method = amqp_exchange_bind_t()
+                method.destination = arena.bytes(destination)
+                method.source = arena.bytes(binding.exchange)
+                method.routing_key = arena.bytes(binding.routingKey)
+                method.arguments = arena.table(binding.arguments)
+                return amqp_send_method(state, channel, Method.exchangeBind, &method)
+            }
+        }
+    }
+
+    private func record(_ item: TopologyItem) {
+        switch item {
+        case let .exchange(exchange):
+            topology.removeAll { if case let .exchange(old) = $0 { old.name == exchange.name } else { false } }
+        case let .queue(queue):
+            guard !queue.name.isEmpty else { return }  // a server-named queue gets a new name each time
+            topology.removeAll { if case let .queue(old) = $0 { old.name == queue.name } else { false } }
+        case let .binding(binding):
+            topology.removeAll { if case let .binding(old) = $0 { old == binding } else { false } }
+        }
+        topology.append(item)
+    }
+
+    func unbind(_ binding: AMQPBinding, promise: Promise<Void>) {
+        submitControl(
+            ChannelCall(
+                expect: { if case .queue = binding.destination { Method.queueUnbindOK } else { Method.exchangeUnbindOK } }(),
+                send: { core, channel in
+                    let arena = core.arena
+                    switch binding.destination {
+                    case let .queue(queue):
+                        var method = amqp_queue_unbind_t()
+                        method.queue = arena.bytes(queue)
+                        method.exchange = arena.bytes(binding.exchange)
+                        method.routing_key = arena.bytes(binding.routingKey)
+                        method.arguments = arena.table(binding.arguments)
+                        return amqp_send_method(core.state, channel, Method.queueUnbind, &method)
+                    case let .exchange(destination):
+                        var method = amqp_exchange_unbind_t()
+                        method.destination = arena.bytes(destination)
+                        method.source = arena.bytes(binding.exchange)
+                        method.routing_key = arena.bytes(binding.routingKey)
+                        method.arguments = arena.table(binding.arguments)
+                        return amqp_send_method(core.state, channel, Method.exchangeUnbind, &method)
+                    }
+                },
+                onReply: { [unowned self] _ in
+                    topology.removeAll { if case let .binding(old) = $0 { old == binding } else { false } }
+                    promise.succeed(())
+                },
+                onError: { promise.fail($0) }))
+    }
+
+    func deleteExchange(_ name: String, ifUnused: Bool, promise: Promise<Void>) {
+        submitControl(
+            ChannelCall(
+                expect: Method.exchangeDeleteOK,
+                send: { core, channel in
+                    var method = amqp_exchange_delete_t()
+                    method.exchange = core.arena.bytes(name)
+                    method.if_unused = ifUnused ? 1 : 0
+                    return amqp_send_method(core.state, channel, Method.exchangeDelete, &method)
+                },
+                onReply: { [unowned self] _ in
+                    topology.removeAll { item in
+                        switch item {
+                        case let .exchange(old): old.name == name
+                        case let .binding(binding): binding.exchange == name || binding.destination == .exchange(name)
+                        case .queue: false
+                        }
+                    }
+                    promise.succeed(())
+                },
+                onError: { promise.fail($0) }))
+    }
+
+    /// Deletes (or, with `purge`, empties) a queue; the promise gets the number of messages dropped.
+    func removeMessages(queue name: String, delete: Bool, ifUnused: Bool, ifEmpty: Bool, promise: Promise<UInt32>) {
+        submitControl(
+            ChannelCall(
+                expect: delete ? Method.queueDeleteOK : Method.queuePurgeOK,
+                send: { core, channel in
+                    if delete {
+                        var method = amqp_queue_delete_t()
+                        method.queue = core.arena.bytes(name)
+                        method.if_unused = ifUnused ? 1 : 0
+                        method.if_empty = ifEmpty ? 1 : 0
+                        return amqp_send_method(core.state, channel, Method.queueDelete, &method)
+                    }
+                    var method = amqp_queue_purge_t()
+                    method.queue = core.arena.bytes(name)
+                    return amqp_send_method(core.state, channel, Method.queuePurge, &method)
+                },
+                onReply: { [unowned self] decoded in
+                    if delete {
+                        topology.removeAll { item in
+                            switch item {
+                            case let .queue(old): old.name == name
+                            case let .binding(binding): binding.destination == .queue(name)
+                            case .exchange: false
+                            }
+                        }
+                    }
+                    // queue.delete-ok and queue.purge-ok both carry just the message count.
+                    promise.succeed(decoded?.assumingMemoryBound(to: amqp_queue_delete_ok_t.self).pointee.message_count ?? 0)
+                },
+                onError: { promise.fail($0) }))
+    }
+
+    func startConsumer(_ consumer: ConsumerRecord, started: Promise<Void>) {
+        guard !terminated, let channel = newChannel(role: .consumer) else {
+            started.fail(terminated ? .connectionClosed : .library(status: 0, message: "no free channel"))
+            return
+        }
+        consumer.started = started
+        channel.consumer = consumer
+        submitConsumerSetup(consumer, on: channel)
+    }
+
+    private func submitConsumerSetup(_ consumer: ConsumerRecord, on channel: Channel) {
+        if consumer.prefetchCount > 0 {
+            submit(
+                ChannelCall(
+                    expect: Method.basicQosOK,
+                    send: { core, id in
+                        var qos = amqp_basic_qos_t()
+                        qos.prefetch_count = consumer.prefetchCount
+                        return amqp_send_method(core.state, id, Method.basicQos, &qos)
+                    }), on: channel)
+        }
+        submit(
+            ChannelCall(
+                expect: Method.basicConsumeOK,
+                send: { core, id in
+                    var consume = amqp_basic_consume_t()
+                    consume.queue = core.arena.bytes(consumer.queue)
+                    consume.consumer_tag = core.arena.bytes(consumer.tag)
+                    consume.no_ack = consumer.noAck ? 1 : 0
+                    consume.exclusive = consumer.exclusive ? 1 : 0
+                    consume.arguments = core.arena.table(consumer.arguments)
+                    return amqp_send_method(core.state, id, Method.basicConsume, &consume)
+                },
+                onReply: { _ in
+                    consumer.active = true
+                    consumer.started?.succeed(())
+                    consumer.started = nil
+                },
+                onError: { error in
+                    // drop() and channelClosedByBroker() end the consumer; only its starter needs telling.
+                    consumer.started?.fail(error)
+                }), on: channel)
+    }
+
+    func cancelConsumer(tag: String, done: Promise<Void>) {
+        guard let channel = channels.values.first(where: { $0.consumer?.tag == tag }), let consumer = channel.consumer
+        else {
+            done.succeed(())
+            return
+        }
+        submit(
+            ChannelCall(
+                expect: Method.basicCancelOK,
+                send: { core, id in
+                    var cancel = amqp_basic_cancel_t()
+                    cancel.consumer_tag = core.arena.bytes(tag)
+                    return amqp_send_method(core.state, id, Method.basicCancel, &cancel)
+                },
+                onReply: { [unowned self] _ in
+                    // Unsettled deliveries go back to the queue when the channel closes: report
+                    // the cancel done only then, so the queue's depth already counts them.
+                    consumer.sink.finish(nil)
+                    release(channel) { done.succeed(()) }
+                },
+                onError: { error in
+                    done.fail(error)
+                }), on: channel)
+    }
+
+    // MARK: - Errors
+
+    static func describe(_ status: Int32) -> String {
+        guard let text = amqp_error_string2(status) else { return "status \(status)" }
+        return String(cString: text)
+    }
+
+    static func error(from reply: amqp_rpc_reply_t) -> AMQPError? {
+        switch reply.reply_type {
+        case AMQP_RESPONSE_NORMAL:
+            return nil
+        case AMQP_RESPONSE_SERVER_EXCEPTION:
+            if reply.reply.id == Method.connectionClose,
+                let close = reply.reply.decoded?.assumingMemoryBound(to: amqp_connection_close_t.self).pointee
+            {
+                return .connectionClosedByBroker(replyCode: close.reply_code, replyText: close.reply_text.string)
+            }
+            if reply.reply.id == Method.channelClose,
+                let close = reply.reply.decoded?.assumingMemoryBound(to: amqp_channel_close_t.self).pointee
+            {
+                return .channelClosed(
+                    replyCode: close.reply_code, replyText: close.reply_text.string, classID: close.class_id,
+                    methodID: close.method_id)
+            }
+            return .library(status: 0, message: "unexpected server method \(reply.reply.id)")
+        case AMQP_RESPONSE_LIBRARY_EXCEPTION:
+            return .library(status: reply.library_error, message: describe(reply.library_error))
+        default:
+            return .library(status: 0, message: "no reply")
+        }
+    }
+}

@@ -1,0 +1,352 @@
+import AMQP
+import Foundation
+import Testing
+
+/// Against the real private broker. Serialized: one test restarts the broker application.
+@Suite("AMQP against a real broker", .serialized)
+struct BrokerTests {
+    /// Queues left behind by a failed run disappear on their own.
+    static let leftoverExpiry: AMQPTable = ["x-expires": .int32(120_000)]
+
+    @Test func tenThousandConfirmedPersistentMessagesArriveExactlyOnce() async throws {
+        let connection = try await TestBroker.connect("ten-thousand")
+        let consumerConnection = try await TestBroker.connect("ten-thousand-consumer")
+        let queue = TestBroker.uniqueName("exactly-once")
+        try await connection.declare(AMQPQueue(name: queue, arguments: Self.leftoverExpiry))
+
+        let count = 10_000
+        var pending: [AMQPPendingConfirm] = []
+        pending.reserveCapacity(count)
+        for index in 0..<count {
+            var properties = AMQPProperties(messageID: String(index))
+            properties.isPersistent = true
+            pending.append(
+                try await connection.startConfirmedPublish(
+                    AMQPMessage(text: String(index), properties: properties), routingKey: queue))
+        }
+        for confirm in pending { try await confirm.wait() }
+        #expect(try await connection.inspectQueue(queue).messageCount == UInt32(count))
+
+        let consumer = try await consumerConnection.consume(queue: queue, prefetchCount: 500)
+        var seen = Set<Int>()
+        var duplicates = 0
+        for try await delivery in consumer {
+            let index = Int(String(decoding: delivery.body, as: UTF8.self)) ?? -1
+            if !seen.insert(index).inserted { duplicates += 1 }
+            #expect(delivery.properties.isPersistent)
+            delivery.ack()
+            if seen.count == count { break }
+        }
+        try await consumer.cancel()
+        #expect(duplicates == 0)
+        #expect(seen == Set(0..<count))
+        #expect(try await connection.deleteQueue(queue) == 0)
+        await consumerConnection.close()
+        await connection.close()
+    }
+
+    @Test func sixteenMebibyteBodyArrivesIntact() async throws {
+        let connection = try await TestBroker.connect("large-body")
+        let queue = TestBroker.uniqueName("large")
+        try await connection.declare(AMQPQueue(name: queue, durable: false, arguments: Self.leftoverExpiry))
+        let body = patternBytes(count: 16 * 1024 * 1024, seed: 42)
+        try await connection.publishConfirmed(AMQPMessage(body: body), routingKey: queue)
+        let consumer = try await connection.consume(queue: queue, prefetchCount: 1)
+        var received: [UInt8]? = nil
+        for try await delivery in consumer {
+            received = delivery.body
+            delivery.ack()
+            break
+        }
+        try await consumer.cancel()
+        #expect(received?.count == body.count)
+        #expect(received == body)
+        try await connection.deleteQueue(queue)
+        await connection.close()
+    }
+
+    @Test func headersOfEveryFieldTypeAndAllPropertiesRoundTrip() async throws {
+        let connection = try await TestBroker.connect("headers")
+        let queue = TestBroker.uniqueName("headers")
+        try await connection.declare(AMQPQueue(name: queue, durable: false, arguments: Self.leftoverExpiry))
+        let headers: AMQPTable = [
+            "bool": .bool(true), "int8": .int8(-8), "uint8": .uint8(200), "int16": .int16(-30_000),
+            "uint16": .uint16(60_000), "int32": .int32(-2_000_000_000), "uint32": .uint32(4_000_000_000),
+            "int64": .int64(Int64.min), "float": .float(1.5), "double": .double(-2.25e100),
+            "decimal": .decimal(AMQPDecimal(scale: 2, value: 12_345)), "string": .string("héllo ✓"),
+            "bytes": .bytes([0, 255, 1, 254]), "timestamp": .timestamp(1_700_000_000), "void": .void,
+            "array": .array([.int32(1), .string("two"), .array([.bool(false)]), .table(["k": .double(3)])]),
+            "table": .table(["nested": .table(["deeper": .array([.int64(7), .void])]), "x": .uint8(1)]),
+        ]
+        let properties = AMQPProperties(
+            contentType: "application/octet-stream", contentEncoding: "identity", headers: headers, deliveryMode: 2,
+            priority: 3, correlationID: "corr-1", replyTo: "somewhere", expiration: "60000", messageID: "msg-1",
+            timestamp: 1_700_000_123, type: "kind", userID: "guest", appID: "hyperion-tests")
+        try await connection.publishConfirmed(AMQPMessage(body: [1, 2, 3], properties: properties), routingKey: queue)
+        let consumer = try await connection.consume(queue: queue)
+        var received: AMQPDelivery? = nil
+        for try await delivery in consumer {
+            received = delivery
+            delivery.ack()
+            break
+        }
+        try await consumer.cancel()
+        #expect(received?.properties == properties)
+        #expect(received?.properties.headers == headers)
+        #expect(received?.routingKey == queue)
+        #expect(received?.exchange == "")
+        try await connection.deleteQueue(queue)
+        await connection.close()
+    }
+
+    @Test func passiveDepthCountsConfirmedUnconsumedMessages() async throws {
+        let connection = try await TestBroker.connect("depth")
+        let queue = TestBroker.uniqueName("depth")
+        try await connection.declare(AMQPQueue(name: queue, arguments: Self.leftoverExpiry))
+        for index in 0..<37 {
+            try await connection.publishConfirmed(AMQPMessage(text: "m\(index)"), routingKey: queue)
+        }
+        let full = try await connection.inspectQueue(queue)
+        #expect(full.messageCount == 37)
+        #expect(full.consumerCount == 0)
+
+        let consumer = try await connection.consume(queue: queue, prefetchCount: 10)
+        var taken = 0
+        for try await delivery in consumer {
+            delivery.ack()
+            taken += 1
+            if taken == 10 { break }
+        }
+        let whileConsuming = try await connection.inspectQueue(queue)
+        #expect(whileConsuming.consumerCount == 1)
+        try await consumer.cancel()
+        // Acks and the cancel travel on the consumer's channel; the cancel-ok proves they arrived.
+        let after = try await connection.inspectQueue(queue)
+        #expect(after.messageCount == 27)
+        #expect(after.consumerCount == 0)
+        try await connection.deleteQueue(queue)
+        await connection.close()
+    }
+
+    @Test func queueArgumentsAreAppliedAndBrokerErrorsAreTyped() async throws {
+        let connection = try await TestBroker.connect("arguments")
+        let dlx = TestBroker.uniqueName("dlx")
+        try await connection.declare(AMQPExchange(name: dlx, kind: .fanout, durable: false, autoDelete: true))
+
+        var bounded = AMQPQueue(name: TestBroker.uniqueName("bounded"), arguments: Self.leftoverExpiry)
+        bounded.maxLength = 2
+        bounded.overflow = .rejectPublish
+        bounded.messageTTLMilliseconds = 60_000
+        bounded.deadLetterExchange = dlx
+        try await connection.declare(bounded)
+        try await connection.publishConfirmed(AMQPMessage(text: "1"), routingKey: bounded.name)
+        try await connection.publishConfirmed(AMQPMessage(text: "2"), routingKey: bounded.name)
+        await #expect(throws: AMQPError.nacked) {
+            try await connection.publishConfirmed(AMQPMessage(text: "3"), routingKey: bounded.name)
+        }
+
+        var quorum = AMQPQueue(name: TestBroker.uniqueName("quorum"), arguments: Self.leftoverExpiry)
+        quorum.isQuorum = true
+        quorum.singleActiveConsumer = true
+        try await connection.declare(quorum)
+        #expect(try await connection.inspectQueue(quorum.name).messageCount == 0)
+
+        // Redeclaring with other arguments: 406 from the broker, and the connection carries on.
+        var conflicting = bounded
+        conflicting.maxLength = 3
+        await #expect {
+            try await connection.declare(conflicting)
+        } throws: { error in
+            (error as? AMQPError)?.replyCode == 406
+        }
+        await #expect {
+            _ = try await connection.inspectQueue(TestBroker.uniqueName("missing"))
+        } throws: { error in
+            (error as? AMQPError)?.replyCode == 404
+        }
+        await #expect(
+            throws: AMQPError.returned(replyCode: 312, replyText: "NO_ROUTE", exchange: dlx, routingKey: "nowhere")
+        ) {
+            // A fanout exchange with no queue bound routes nowhere.
+            try await connection.publishConfirmed(AMQPMessage(text: "x"), exchange: dlx, routingKey: "nowhere", mandatory: true)
+        }
+        try await connection.publish(AMQPMessage(text: "y"), exchange: dlx, routingKey: "unconfirmed", mandatory: true)
+        var returns = connection.returnedMessages.makeAsyncIterator()
+        let returned = await returns.next()
+        #expect(returned?.replyCode == 312)
+        #expect(returned?.message.body == Array("y".utf8))
+
+        #expect(try await connection.deleteQueue(bounded.name) == 2)
+        try await connection.deleteQueue(quorum.name)
+        try await connection.deleteExchange(dlx)
+        await connection.close()
+    }
+
+    @Test func deadLetteringCarriesAReason() async throws {
+        let connection = try await TestBroker.connect("dead-letter")
+        let deadExchange = TestBroker.uniqueName("dead")
+        let deadQueue = TestBroker.uniqueName("dead")
+        let work = TestBroker.uniqueName("work")
+        try await connection.declare(AMQPExchange(name: deadExchange, kind: .fanout, durable: false, autoDelete: true))
+        try await connection.declare(AMQPQueue(name: deadQueue, arguments: Self.leftoverExpiry))
+        try await connection.bind(.queue(deadQueue, to: deadExchange))
+        var workQueue = AMQPQueue(name: work, arguments: Self.leftoverExpiry)
+        workQueue.deadLetterExchange = deadExchange
+        try await connection.declare(workQueue)
+
+        try await connection.publishConfirmed(AMQPMessage(text: "poison", properties: AMQPProperties(messageID: "p1")), routingKey: work)
+        try await connection.publishConfirmed(AMQPMessage(text: "rejected", properties: AMQPProperties(messageID: "r1")), routingKey: work)
+        let consumer = try await connection.consume(queue: work)
+        var handled = 0
+        for try await delivery in consumer {
+            if delivery.properties.messageID == "p1" {
+                // Hyperion's way: republish to the dead exchange with the reason, then ack.
+                var message = delivery.message
+                message.properties.headers = (message.properties.headers ?? [:])
+                message.properties.headers?["x-hyperion-error"] = .string("unsupported version 9")
+                try await connection.publishConfirmed(message, exchange: deadExchange, routingKey: work)
+                delivery.ack()
+            } else {
+                delivery.nack(requeue: false)  // the broker's own dead-lettering: reason "rejected"
+            }
+            handled += 1
+            if handled == 2 { break }
+        }
+        try await consumer.cancel()
+
+        let deadConsumer = try await connection.consume(queue: deadQueue)
+        var reasons: [String: String] = [:]
+        for try await delivery in deadConsumer {
+            let headers = delivery.properties.headers ?? [:]
+            if let reason = headers["x-hyperion-error"]?.stringValue {
+                reasons[String(decoding: delivery.body, as: UTF8.self)] = reason
+            } else if let death = headers["x-death"]?.arrayValue?.first?.tableValue {
+                reasons[String(decoding: delivery.body, as: UTF8.self)] = death["reason"]?.stringValue
+            }
+            delivery.ack()
+            if reasons.count == 2 { break }
+        }
+        try await deadConsumer.cancel()
+        #expect(reasons == ["poison": "unsupported version 9", "rejected": "rejected"])
+        #expect(try await connection.inspectQueue(work).messageCount == 0)
+        try await connection.deleteQueue(work)
+        try await connection.deleteQueue(deadQueue)
+        await connection.close()
+    }
+
+    @Test func rpcGetsItsReplyAndTimesOutWithoutOne() async throws {
+        let server = try await TestBroker.connect("rpc-server")
+        let client = try await TestBroker.connect("rpc-client")
+        let service = TestBroker.uniqueName("rpc")
+        let silent = TestBroker.uniqueName("rpc-silent")
+        try await server.declare(AMQPQueue(name: service, durable: false, exclusive: true))
+        try await server.declare(AMQPQueue(name: silent, durable: false, exclusive: true))
+        let requests = try await server.consume(queue: service)
+        let responder = Task {
+            for try await request in requests {
+                guard let replyTo = request.properties.replyTo else { continue }
+                let reply = AMQPMessage(
+                    body: Array("echo:".utf8) + request.body,
+                    properties: AMQPProperties(correlationID: request.properties.correlationID))
+                try await server.publish(reply, routingKey: replyTo)
+                request.ack()
+            }
+        }
+
+        let rpc = try await AMQPRPCClient.start(on: client)
+        async let first = rpc.call(AMQPMessage(text: "one"), routingKey: service, timeoutSeconds: 10)
+        async let second = rpc.call(AMQPMessage(text: "two"), routingKey: service, timeoutSeconds: 10)
+        let replies = try await [first, second].map { String(decoding: $0.body, as: UTF8.self) }
+        #expect(replies == ["echo:one", "echo:two"])
+
+        await #expect(throws: AMQPError.timeout(seconds: 0.3)) {
+            _ = try await rpc.call(AMQPMessage(text: "anyone?"), routingKey: silent, timeoutSeconds: 0.3)
+        }
+        try await requests.cancel()
+        _ = try await responder.value
+        try await rpc.close()
+        await client.close()
+        await server.close()
+    }
+
+    @Test func deletedQueueCancelsItsConsumerVisibly() async throws {
+        let connection = try await TestBroker.connect("cancel")
+        let other = try await TestBroker.connect("cancel-deleter")
+        let queue = TestBroker.uniqueName("doomed")
+        try await connection.declare(AMQPQueue(name: queue, durable: false, arguments: Self.leftoverExpiry))
+        let consumer = try await connection.consume(queue: queue)
+        try await other.deleteQueue(queue)
+        await #expect(throws: AMQPError.consumerCancelled(queue: queue)) {
+            for try await delivery in consumer { delivery.ack() }
+        }
+        // The connection itself is unharmed.
+        let status = try await connection.declare(AMQPQueue(name: "", durable: false, exclusive: true))
+        #expect(status.name.hasPrefix("amq.gen-"))
+        await other.close()
+        await connection.close()
+    }
+
+    @Test func idleConnectionOutlivesThreeHeartbeatIntervals() async throws {
+        let heartbeatSeconds = 1
+        let connection = try await TestBroker.connect("idle", heartbeatSeconds: heartbeatSeconds, reconnect: .disabled)
+        let queue = TestBroker.uniqueName("idle")
+        try await connection.declare(AMQPQueue(name: queue, durable: false, exclusive: true))
+        try await Task.sleep(for: .seconds(3 * heartbeatSeconds + 2))
+        // With reconnect disabled a dropped connection would now refuse every operation.
+        #expect(try await connection.inspectQueue(queue).consumerCount == 0)
+        await connection.close()
+    }
+
+    @Test func consumerAndPublisherSurviveABrokerRestart() async throws {
+        _ = try TestBroker.nodeName()
+        let publisher = try await TestBroker.connect("restart-publisher", heartbeatSeconds: 2)
+        let consumerConnection = try await TestBroker.connect("restart-consumer", heartbeatSeconds: 2)
+        let queue = TestBroker.uniqueName("restart")
+        try await publisher.declare(AMQPQueue(name: queue))
+        let consumer = try await consumerConnection.consume(queue: queue, prefetchCount: 50)
+        let total = 2_000
+
+        let received = Task {
+            var seen = Set<Int>()
+            for try await delivery in consumer {
+                seen.insert(Int(String(decoding: delivery.body, as: UTF8.self)) ?? -1)
+                delivery.ack()
+                if seen.count == total { break }
+            }
+            return seen
+        }
+
+        var restart: Task<Void, any Error>? = nil
+        for index in 0..<total {
+            if index == total / 4 {
+                // Restart while publishes and deliveries are in flight.
+                restart = Task {
+                    try await TestBroker.rabbitmqctl(["stop_app"])
+                    try await TestBroker.rabbitmqctl(["start_app"])
+                }
+            }
+            var properties = AMQPProperties()
+            properties.isPersistent = true
+            // At-least-once: anything not confirmed is published again.
+            while true {
+                do {
+                    try await publisher.publishConfirmed(AMQPMessage(text: String(index), properties: properties), routingKey: queue)
+                    break
+                } catch {
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+            }
+        }
+        try await restart?.value
+        let watchdog = Task {
+            try await Task.sleep(for: .seconds(60))
+            try await consumer.cancel()
+        }
+        let seen = try await received.value
+        watchdog.cancel()
+        #expect(seen == Set(0..<total))
+        try await publisher.deleteQueue(queue)
+        await consumerConnection.close()
+        await publisher.close()
+    }
+}

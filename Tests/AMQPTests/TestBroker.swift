@@ -1,0 +1,73 @@
+import AMQP
+import Foundation
+import Testing
+
+/// The private broker the integration tests run against (`scripts/broker start`; `scripts/test`
+/// starts it and exports the variables). Missing configuration fails the test, never skips it.
+enum TestBroker {
+    struct NotConfigured: Error, CustomStringConvertible {
+        let variable: String
+        var description: String {
+            "\(variable) is not set: start the private broker with `scripts/broker start` and export "
+                + "HYPERION_TEST_AMQP_URL=$(scripts/broker url) HYPERION_TEST_RABBITMQ_NODE=$(scripts/broker node) "
+                + "(scripts/test does both)"
+        }
+    }
+
+    static func url() throws -> AMQPURL {
+        guard let text = ProcessInfo.processInfo.environment["HYPERION_TEST_AMQP_URL"], !text.isEmpty else {
+            throw NotConfigured(variable: "HYPERION_TEST_AMQP_URL")
+        }
+        return try AMQPURL(text)
+    }
+
+    static func nodeName() throws -> String {
+        guard let node = ProcessInfo.processInfo.environment["HYPERION_TEST_RABBITMQ_NODE"], !node.isEmpty else {
+            throw NotConfigured(variable: "HYPERION_TEST_RABBITMQ_NODE")
+        }
+        return node
+    }
+
+    static func connect(
+        _ name: String, heartbeatSeconds: Int = 10, reconnect: AMQPConnectionConfiguration.Reconnect = .init(maxDelaySeconds: 0.5)
+    ) async throws -> AMQPConnection {
+        try await AMQPConnection.connect(
+            to: url(),
+            configuration: AMQPConnectionConfiguration(
+                connectionName: "test-\(name)", heartbeatSeconds: heartbeatSeconds, reconnect: reconnect))
+    }
+
+    /// A queue name no other test (or earlier run) uses.
+    static func uniqueName(_ prefix: String) -> String {
+        "test.\(prefix).\(UInt32.random(in: 0...UInt32.max))"
+    }
+
+    /// Runs `rabbitmqctl -n NODE <arguments>` and fails when it does.
+    static func rabbitmqctl(_ arguments: [String]) async throws {
+        let process = Process()
+        let root = URL(fileURLWithPath: "/usr/sbin/rabbitmqctl")
+        process.executableURL = getuid() == 0 ? root : URL(fileURLWithPath: "/usr/lib/rabbitmq/bin/rabbitmqctl")
+        process.arguments = ["-n", try nodeName(), "-q"] + arguments
+        process.standardOutput = FileHandle.nullDevice
+        let status: Int32 = try await withCheckedThrowingContinuation { continuation in
+            process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
+            do { try process.run() } catch { continuation.resume(throwing: error) }
+        }
+        guard status == 0 else {
+            throw AMQPError.library(status: status, message: "rabbitmqctl \(arguments) failed")
+        }
+    }
+}
+
+/// Deterministic pseudo-random bytes, so a corrupted body shows as a mismatch, not as chance.
+func patternBytes(count: Int, seed: UInt64) -> [UInt8] {
+    var state = seed | 1
+    var bytes = [UInt8](repeating: 0, count: count)
+    for index in 0..<count {
+        state ^= state << 13
+        state ^= state >> 7
+        state ^= state << 17
+        bytes[index] = UInt8(truncatingIfNeeded: state)
+    }
+    return bytes
+}
