@@ -14,7 +14,8 @@ struct HyperionCommand: AsyncParsableCommand {
             (ARTS, online). Services talk through RabbitMQ; HYPERION_AMQP_URL names the broker.
             """,
         subcommands: [
-            BenchCommand.self
+            BenchCommand.self,
+            PlanCommand.self,
         ]
     )
 }
@@ -25,6 +26,8 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure a part of Hyperion and print figures with ratios to a baseline.",
-        subcommands: []
+        subcommands: [
+            BenchPlanCommand.self
+        ]
     )
 }

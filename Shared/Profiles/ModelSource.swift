@@ -1,6 +1,5 @@
 import Foundation
 import Inference
-import JSON
 
 /// Where a model profile comes from, as a user names it (`--model`): a preset (`phi-3-medium`,
 /// `phi-3-medium:q4_0`), a GGUF file, or a custom JSON profile (DESIGN.md §6).
@@ -37,14 +36,8 @@ public enum ModelSource: Sendable {
         }
         let fileName = URL(fileURLWithPath: argument).lastPathComponent
         if lowered.hasSuffix(".json") {
-            let text: String
             do {
-                text = try String(contentsOfFile: argument, encoding: .utf8)
-            } catch {
-                throw ModelSpecError("\(argument): cannot read: \(error.localizedDescription)")
-            }
-            do {
-                var profile = try ModelProfile.parse(JSONValue.parse(text))
+                var profile = try ModelProfile.parse(ProfileFiles.readJSON(argument))
                 if profile.name == "custom" { profile.name = fileName }
                 return .fixed(profile)
             } catch {

@@ -1,0 +1,131 @@
+import ArgumentParser
+import Foundation
+import Partitioning
+import Profiles
+
+/// `hyperion bench plan`: how long planning takes, for the sizes DESIGN.md §6 promises.
+struct BenchPlanCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "plan",
+        abstract: "Time BSDP (and the GPipe and HEFT baselines) on three problem sizes.",
+        discussion: """
+            Scenarios: phi-3-medium:q4_0 on a Jetson Orin Nano / T4 / A100 testbed (3 tiers, target \
+            < 1 ms), 80 blocks on 8 tiers, and 1,000 blocks on 16 tiers (target < 1 s), the last two \
+            synthetic with a fixed seed. Each is planned repeatedly; the median and minimum wall time \
+            are printed, with the bottleneck found so runs can be compared.
+            """
+    )
+
+    @Option(help: "Least wall time spent per scenario and policy, in seconds.")
+    var seconds: Double = 0.5
+
+    @Option(help: "Most runs per scenario and policy.")
+    var maxRuns: Int = 2000
+
+    func run() throws {
+        let scenarios: [(name: String, target: String, instance: BenchScenario)] = [
+            ("phi-3-medium:q4_0 × 3 tiers", "< 1 ms", .phi3MediumTestbed()),
+            ("80 blocks × 8 tiers", "", .synthetic(blocks: 80, tiers: 8, seed: 80)),
+            ("1,000 blocks × 16 tiers", "< 1 s", .synthetic(blocks: 1000, tiers: 16, seed: 1000)),
+        ]
+        print("scenario                      policy  runs    median        min           bottleneck")
+        for scenario in scenarios {
+            for policy in PartitionPolicy.allCases {
+                let (runs, median, minimum, outcome) = time(scenario.instance, policy: policy)
+                let result: String
+                switch outcome {
+                case .plan(let partition): result = PlanTable.seconds(partition.bottleneckSeconds) + " /request"
+                case .infeasible(let reason): result = "infeasible: \(reason.reason)"
+                }
+                let target = policy == .bsdp && !scenario.target.isEmpty ? "  (target \(scenario.target))" : ""
+                print(
+                    scenario.name.padding(toLength: 30, withPad: " ", startingAt: 0)
+                        + policy.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)
+                        + String(runs).padding(toLength: 8, withPad: " ", startingAt: 0)
+                        + PlanTable.seconds(median).padding(toLength: 14, withPad: " ", startingAt: 0)
+                        + PlanTable.seconds(minimum).padding(toLength: 14, withPad: " ", startingAt: 0)
+                        + result + target)
+            }
+        }
+    }
+
+    private func time(_ scenario: BenchScenario, policy: PartitionPolicy) -> (Int, Double, Double, PlanOutcome) {
+        let clock = ContinuousClock()
+        var samples: [Double] = []
+        var outcome = PlanOutcome.infeasible(
+            Infeasibility(policy: policy, tierIndex: 0, tierName: "", needBytes: 0, maxNodeBytes: 0, reason: "not run"))
+        let started = clock.now
+        while samples.count < max(maxRuns, 1) {
+            let start = clock.now
+            outcome = Planner.plan(
+                model: scenario.model, topology: scenario.topology, workload: scenario.workload, policy: policy)
+            let elapsed = clock.now - start
+            samples.append(Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)
+            if samples.count >= 3, (clock.now - started) > .milliseconds(Int(seconds * 1000)) { break }
+        }
+        samples.sort()
+        return (samples.count, samples[samples.count / 2], samples[0], outcome)
+    }
+}
+
+/// A planning problem for the benchmark.
+struct BenchScenario {
+    var model: ModelProfile
+    var topology: Topology
+    var workload: Workload
+
+    /// Phi-3-medium (q4_0) on two Jetson Orin Nano edge nodes (6 GB usable), two T4 fog nodes and one
+    /// A100 40 GB over 1 Gbit/s links: the shape of examples/paper-testbed.json.
+    static func phi3MediumTestbed() -> BenchScenario {
+        let workload = Workload.default
+        let model = ModelPreset.phi3Medium.shape(dtype: .q4_0).profile(for: workload)
+        func nodes(_ prefix: String, _ count: Int, _ device: DevicePreset) -> [Topology.Node] {
+            (1...count).map { Topology.Node(id: "\(prefix)\($0)", device: device.rawValue, figures: device.figures) }
+        }
+        var edgeNodes = nodes("edge", 2, .jetsonOrinNano)
+        for index in edgeNodes.indices { edgeNodes[index].figures.memoryBytes = 6e9 }
+        let topology = Topology(tiers: [
+            .init(name: "edge", nodes: edgeNodes,
+                linkToNext: .init(bandwidthBytesPerSecond: 125e6, latencySeconds: 0.001)),
+            .init(name: "fog", nodes: nodes("fog", 2, .t4),
+                linkToNext: .init(bandwidthBytesPerSecond: 125e6, latencySeconds: 0.02)),
+            .init(name: "cloud", nodes: nodes("cloud", 1, .a100_40GB)),
+        ])
+        return BenchScenario(model: model, topology: topology, workload: workload)
+    }
+
+    /// Heterogeneous blocks and tiers from a fixed seed, memory ample enough to be feasible but
+    /// tight enough that not every node fits every range.
+    static func synthetic(blocks: Int, tiers: Int, seed: UInt64) -> BenchScenario {
+        var state = seed
+        func uniform() -> Double {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return Double((z ^ (z >> 31)) >> 11) / Double(1 << 53)
+        }
+        let layers = (0..<blocks).map { _ in
+            LayerCost(
+                flopsPerToken: 1e9 * (0.5 + uniform()), weightBytes: 2e8 * (0.5 + uniform()),
+                kvBytesPerToken: 4e4 * (0.5 + uniform()), activationBytesPerToken: 8192)
+        }
+        let none = LayerCost(flopsPerToken: 0, weightBytes: 1e8, kvBytesPerToken: 0, activationBytesPerToken: 8192)
+        let model = ModelProfile(name: "synthetic-\(blocks)", blocks: layers, embedding: none, head: none)
+        let share = model.totalWeightBytes / Double(tiers)
+        let tierList = (0..<tiers).map { tier in
+            Topology.Tier(
+                name: "t\(tier)",
+                nodes: (0..<3).map { node in
+                    Topology.Node(
+                        id: "t\(tier)n\(node)",
+                        figures: DeviceFigures(
+                            flops: 1e12 * (1 + 50 * uniform()), memoryBandwidthBytesPerSecond: 1e11 * (1 + 10 * uniform()),
+                            memoryBytes: share * (1.5 + 3 * uniform())))
+                },
+                linkToNext: tier == tiers - 1
+                    ? nil : .init(bandwidthBytesPerSecond: 1e8 * (1 + 10 * uniform()), latencySeconds: 0.001 + 0.01 * uniform()))
+        }
+        return BenchScenario(model: model, topology: Topology(tiers: tierList), workload: .default)
+    }
+}
