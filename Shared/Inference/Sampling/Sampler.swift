@@ -1,0 +1,113 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// The knobs of one request's sampling.
+public struct SamplingParameters: Sendable, Equatable {
+    /// 0 (or less) means greedy: always the highest logit.
+    public var temperature: Double
+    /// Keep only the `topK` most likely tokens; 0 keeps all.
+    public var topK: Int
+    /// Keep the smallest set of most likely tokens whose probability reaches `topP`; 1 keeps all.
+    public var topP: Double
+    public var seed: UInt64
+
+    public init(temperature: Double = 0, topK: Int = 0, topP: Double = 1, seed: UInt64 = 0) {
+        self.temperature = temperature
+        self.topK = topK
+        self.topP = topP
+        self.seed = seed
+    }
+
+    public static let greedy = SamplingParameters()
+}
+
+/// A chosen token and its log-probability under the unmodified distribution (temperature 1).
+public struct SampledToken: Sendable, Equatable {
+    public let token: Int32
+    public let logprob: Double
+}
+
+/// Picks the next token as a pure function of (logits, parameters, position).
+///
+/// The random draw comes from a generator seeded by (seed, position) alone, so any process (the
+/// last pipeline stage, a single-process run, a failover attempt) draws the same token for the same
+/// logits. Ties go to the lower token id. Tokens whose probability is below e⁻⁴⁰ of the most
+/// likely one's are never sampled (they could not change a draw in double precision anyway).
+public enum Sampler {
+    public static func sample(_ logits: some Collection<Float>, parameters: SamplingParameters, position: Int) -> SampledToken {
+        let values = Array(logits)
+        guard !values.isEmpty else { return SampledToken(token: 0, logprob: 0) }
+        var best = 0
+        for i in values.indices where values[i] > values[best] { best = i }
+        let maximum = Double(values[best])
+        var totalAtOne = 0.0
+        for v in values { totalAtOne += exp(Double(v) - maximum) }
+        let logNormaliser = maximum + log(totalAtOne)
+        func logprob(_ i: Int) -> Double { Double(values[i]) - logNormaliser }
+
+        guard parameters.temperature > 0, values[best].isFinite else {
+            return SampledToken(token: Int32(best), logprob: logprob(best))
+        }
+        let temperature = parameters.temperature
+        // Candidates: within 40 nats of the best at this temperature, by logit descending, id ascending.
+        var candidates: [(index: Int, weight: Double)] = []
+        for i in values.indices {
+            let scaled = (Double(values[i]) - maximum) / temperature
+            if scaled >= -40 { candidates.append((i, exp(scaled))) }
+        }
+        candidates.sort { a, b in
+            values[a.index] != values[b.index] ? values[a.index] > values[b.index] : a.index < b.index
+        }
+        if parameters.topK > 0, candidates.count > parameters.topK {
+            candidates.removeLast(candidates.count - parameters.topK)
+        }
+        var total = candidates.reduce(0) { $0 + $1.weight }
+        if parameters.topP < 1 {
+            var cumulative = 0.0
+            var keep = candidates.count
+            for (n, c) in candidates.enumerated() {
+                cumulative += c.weight
+                if cumulative >= parameters.topP * total {
+                    keep = n + 1
+                    break
+                }
+            }
+            candidates.removeLast(candidates.count - keep)
+            total = candidates.reduce(0) { $0 + $1.weight }
+        }
+        var generator = SamplingRandom(seed: parameters.seed, position: position)
+        let target = generator.nextUnit() * total
+        var cumulative = 0.0
+        for c in candidates {
+            cumulative += c.weight
+            if target < cumulative { return SampledToken(token: Int32(c.index), logprob: logprob(c.index)) }
+        }
+        let last = candidates[candidates.count - 1].index
+        return SampledToken(token: Int32(last), logprob: logprob(last))
+    }
+}
+
+/// SplitMix64 seeded from (seed, position): a fixed, documented generator so draws are
+/// reproducible across processes, platforms and Swift versions (unlike `SystemRandomNumberGenerator`).
+struct SamplingRandom {
+    private var state: UInt64
+
+    init(seed: UInt64, position: Int) {
+        state = seed ^ (UInt64(truncatingIfNeeded: position) &* 0x9E37_79B9_7F4A_7C15)
+        _ = next()
+    }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// A uniform double in [0, 1) with 53 random bits.
+    mutating func nextUnit() -> Double { Double(next() >> 11) * 0x1p-53 }
+}
