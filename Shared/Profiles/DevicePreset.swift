@@ -70,3 +70,14 @@ public enum DevicePreset: String, Sendable, CaseIterable {
         }
     }
 }
+
+extension DeviceFigures {
+    /// The figures of a node running at `speed` × its nominal rate (telemetry's measured/predicted
+    /// ratio, DESIGN.md §7): compute and bandwidth scale, memory does not.
+    public func scaled(bySpeed speed: Double) -> DeviceFigures {
+        guard speed.isFinite, speed > 0 else { return self }
+        return DeviceFigures(
+            flops: flops * speed, memoryBandwidthBytesPerSecond: memoryBandwidthBytesPerSecond.map { $0 * speed },
+            memoryBytes: memoryBytes)
+    }
+}
