@@ -16,6 +16,7 @@ struct HyperionCommand: AsyncParsableCommand {
         subcommands: [
             BenchCommand.self,
             PlanCommand.self,
+            GenerateCommand.self,
         ]
     )
 }
@@ -27,7 +28,8 @@ struct BenchCommand: AsyncParsableCommand {
         commandName: "bench",
         abstract: "Measure a part of Hyperion and print figures with ratios to a baseline.",
         subcommands: [
-            BenchPlanCommand.self
+            BenchPlanCommand.self,
+            BenchAMQPCommand.self,
         ]
     )
 }

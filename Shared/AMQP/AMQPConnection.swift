@@ -27,6 +27,9 @@ public struct AMQPConnectionConfiguration: Sendable {
     public var connectTimeoutSeconds: Double
     /// CA bundle for `amqps` URLs.
     public var tlsCACertificatePath: String?
+    /// How long the connection's thread keeps polling after its last work before it sleeps. A
+    /// message that arrives meanwhile costs no thread wake-up; 0 trades that latency for idle CPU.
+    public var spinMicroseconds: Int
 
     /// Automatic reconnection with exponential backoff between attempts.
     public struct Reconnect: Sendable {
@@ -45,8 +48,10 @@ public struct AMQPConnectionConfiguration: Sendable {
 
     public init(
         connectionName: String = "hyperion", heartbeatSeconds: Int = 30, reconnect: Reconnect = Reconnect(),
-        connectTimeoutSeconds: Double = 10, tlsCACertificatePath: String? = "/etc/ssl/certs/ca-certificates.crt"
+        connectTimeoutSeconds: Double = 10, tlsCACertificatePath: String? = "/etc/ssl/certs/ca-certificates.crt",
+        spinMicroseconds: Int = 100
     ) {
+        self.spinMicroseconds = spinMicroseconds
         self.connectionName = connectionName
         self.heartbeatSeconds = heartbeatSeconds
         self.reconnect = reconnect

@@ -99,6 +99,9 @@ final class CommandQueue: Sendable {
         }
     }
 
+    /// Whether commands are waiting (for the thread's short spin before it sleeps).
+    var hasCommands: Bool { state.withLock { !$0.commands.isEmpty || $0.closed } }
+
     /// Marks the thread asleep unless work is already waiting; returns whether it may sleep.
     func prepareToSleep() -> Bool {
         state.withLock { state in

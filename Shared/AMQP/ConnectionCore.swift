@@ -192,6 +192,12 @@ final class ConnectionCore {
                 idlePolls = 0
                 continue
             }
+            // Traffic comes in bursts and request/reply hops: spin briefly before paying for a
+            // sleep and a wake-up (which would dominate a sub-millisecond hop).
+            if idlePolls == 0, spinUntilWork() {
+                idlePolls = 1
+                continue
+            }
             if commands.prepareToSleep() {
                 // Short sleeps keep heartbeats flowing; the next readFrames sends one when due.
                 waitForInput(timeoutMilliseconds: idlePolls < 2 ? 1 : pollIntervalMilliseconds)
@@ -199,6 +205,20 @@ final class ConnectionCore {
                 idlePolls += 1
             }
         }
+    }
+
+    /// Returns true when work arrived within the spin window.
+    private func spinUntilWork() -> Bool {
+        let spinNanoseconds = settings.configuration.spinMicroseconds * 1000
+        guard spinNanoseconds > 0, let state else { return false }
+        var socket = pollfd(fd: amqp_get_sockfd(state), events: Int16(POLLIN), revents: 0)
+        let start = ContinuousClock.now
+        let limit = Duration.nanoseconds(spinNanoseconds)
+        repeat {
+            if commands.hasCommands || poll(&socket, 1, 0) > 0 { return true }
+            sched_yield()
+        } while ContinuousClock.now - start < limit
+        return false
     }
 
     private var hasBufferedInput: Bool {
