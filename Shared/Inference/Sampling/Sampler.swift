@@ -36,6 +36,9 @@ public struct SampledToken: Sendable, Equatable {
 /// last pipeline stage, a single-process run, a failover attempt) draws the same token for the same
 /// logits. Ties go to the lower token id. Tokens whose probability is below e⁻⁴⁰ of the most
 /// likely one's are never sampled (they could not change a draw in double precision anyway).
+///
+/// `position` is the sequence position the sampled token will occupy (prompt length for the
+/// first generated token), so every caller seeds the same draw for the same token.
 public enum Sampler {
     public static func sample(_ logits: some Collection<Float>, parameters: SamplingParameters, position: Int) -> SampledToken {
         let values = Array(logits)
