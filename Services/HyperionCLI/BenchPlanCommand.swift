@@ -11,7 +11,8 @@ struct BenchPlanCommand: ParsableCommand {
         discussion: """
             Scenarios: phi-3-medium:q4_0 on a Jetson Orin Nano / T4 / A100 testbed (3 tiers, target \
             < 1 ms), 80 blocks on 8 tiers, and 1,000 blocks on 16 tiers (target < 1 s), the last two \
-            synthetic with a fixed seed. Each is planned repeatedly; the median and minimum wall time \
+            synthetic with a fixed seed; the link-bound variant (slow links set the bottleneck, so \
+            every tier has slack) is the worst case of the idle-latency tie-break. Each is planned repeatedly; the median and minimum wall time \
             are printed, with the bottleneck found so runs can be compared.
             """
     )
@@ -27,6 +28,7 @@ struct BenchPlanCommand: ParsableCommand {
             ("phi-3-medium:q4_0 × 3 tiers", "< 1 ms", .phi3MediumTestbed()),
             ("80 blocks × 8 tiers", "", .synthetic(blocks: 80, tiers: 8, seed: 80)),
             ("1,000 blocks × 16 tiers", "< 1 s", .synthetic(blocks: 1000, tiers: 16, seed: 1000)),
+            ("1,000 × 16, link-bound", "< 1 s", .synthetic(blocks: 1000, tiers: 16, seed: 1000, linkBound: true)),
         ]
         print("scenario                      policy  runs    median        min           bottleneck")
         for scenario in scenarios {
@@ -95,8 +97,9 @@ struct BenchScenario {
     }
 
     /// Heterogeneous blocks and tiers from a fixed seed, memory ample enough to be feasible but
-    /// tight enough that not every node fits every range.
-    static func synthetic(blocks: Int, tiers: Int, seed: UInt64) -> BenchScenario {
+    /// tight enough that not every node fits every range. `linkBound` makes the links so slow that
+    /// one of them is the bottleneck and the tie-break DP must weigh nearly every range.
+    static func synthetic(blocks: Int, tiers: Int, seed: UInt64, linkBound: Bool = false) -> BenchScenario {
         var state = seed
         func uniform() -> Double {
             state &+= 0x9E37_79B9_7F4A_7C15
@@ -121,10 +124,13 @@ struct BenchScenario {
                         id: "t\(tier)n\(node)",
                         figures: DeviceFigures(
                             flops: 1e12 * (1 + 50 * uniform()), memoryBandwidthBytesPerSecond: 1e11 * (1 + 10 * uniform()),
-                            memoryBytes: share * (1.5 + 3 * uniform())))
+                            memoryBytes: share * (linkBound ? Double(tiers) * 2 : 1.5 + 3 * uniform())))
                 },
                 linkToNext: tier == tiers - 1
-                    ? nil : .init(bandwidthBytesPerSecond: 1e8 * (1 + 10 * uniform()), latencySeconds: 0.001 + 0.01 * uniform()))
+                    ? nil
+                    : .init(
+                        bandwidthBytesPerSecond: (linkBound ? 1e5 : 1e8) * (1 + 10 * uniform()),
+                        latencySeconds: 0.001 + 0.01 * uniform()))
         }
         return BenchScenario(model: model, topology: Topology(tiers: tierList), workload: .default)
     }
