@@ -4,7 +4,8 @@
 # removes them. Prints "N passed, M failed" last; exits non-zero on any failure.
 #
 # Needs: a running broker (HYPERION_TEST_AMQP_URL and HYPERION_TEST_RABBITMQ_NODE, as exported by
-# scripts/test; defaults from scripts/broker), python3 with pika (python3 -m pip install pika==1.3.2).
+# scripts/test; defaults from scripts/broker), python3 with pika >= 1.2 (Debian 12:
+# apt-get install python3-pika; elsewhere python3 -m pip install pika==1.3.2).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 here="$root/Tests/DeploymentTests"
@@ -12,15 +13,19 @@ here="$root/Tests/DeploymentTests"
 export HYPERION_TEST_AMQP_URL=${HYPERION_TEST_AMQP_URL:-$("$root/scripts/broker" url)}
 node=${HYPERION_TEST_RABBITMQ_NODE:-$("$root/scripts/broker" node)}
 
-if ! python3 -c 'import pika' 2>/dev/null; then
-    echo "FAIL - python3 cannot import pika (install it: python3 -m pip install pika==1.3.2)"
+python=""
+for candidate in python3 /usr/bin/python3; do
+    if "$candidate" -c 'import pika' 2>/dev/null; then python=$candidate; break; fi
+done
+if [ -z "$python" ]; then
+    echo "FAIL - python3 can import pika (apt-get install python3-pika, or python3 -m pip install pika==1.3.2)"
     echo "0 passed, 1 failed"
     exit 1
 fi
 
 export PERMTEST_PREFIX=permtest-
 export PERMTEST_VHOST=hyperion-permtest
-secret() { python3 -c 'import secrets; print(secrets.token_urlsafe(18))'; }
+secret() { "$python" -c 'import secrets; print(secrets.token_urlsafe(18))'; }
 for var in HYPERION_ADMIN_PASSWORD HYPERION_PLANNER_PASSWORD HYPERION_SCHEDULER_PASSWORD HYPERION_WORKER_PASSWORD \
     HYPERION_CLIENT_PASSWORD HYPERION_CLIENT_PASSWORD_ALICE HYPERION_CLIENT_PASSWORD_BOB HYPERION_MONITOR_PASSWORD; do
     export "$var=$(secret)"
@@ -44,4 +49,4 @@ if ! "${users[@]}"; then
     exit 1
 fi
 
-python3 "$here/broker_permissions.py"
+"$python" "$here/broker_permissions.py"
