@@ -57,7 +57,9 @@ let package = Package(
         .testTarget(name: "JSONTests", dependencies: ["JSON"], swiftSettings: strict),
         .testTarget(name: "AMQPTests", dependencies: ["AMQP", "Messages"], swiftSettings: strict),
         .testTarget(name: "MessagesTests", dependencies: ["Messages", "JSON"], swiftSettings: strict),
-        .testTarget(name: "InferenceTests", dependencies: ["Inference", "JSON"], swiftSettings: strict),
+        .testTarget(
+            name: "InferenceTests", dependencies: ["Inference", "JSON"], exclude: ["Fixtures"],
+            swiftSettings: strict),
         .testTarget(name: "SchedulingTests", dependencies: ["Scheduling", "Messages"], swiftSettings: strict),
         .testTarget(
             name: "ProfilesTests", dependencies: ["Profiles", "JSON"], swiftSettings: strict),
