@@ -1,5 +1,11 @@
 import ArgumentParser
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// The `hyperion` command: one entry point for users and operators.
 ///
 /// Each subcommand lives in its own file named after it; add new ones to `subcommands`.
@@ -19,6 +25,26 @@ struct HyperionCommand: AsyncParsableCommand {
             GenerateCommand.self,
         ]
     )
+
+    /// Runs the chosen subcommand. A command line the parser refuses exits 2 (bad input), like
+    /// every other bad input, rather than the parser's own 64.
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            if exitCode(for: error) == .validationFailure {
+                let message = fullMessage(for: error)
+                fputs(message.hasSuffix("\n") ? message : message + "\n", stderr)
+                exit(2)
+            }
+            exit(withError: error)
+        }
+    }
 }
 
 /// `hyperion bench …`: commands that print measured figures, each beside a baseline run in the
