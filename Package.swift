@@ -43,6 +43,11 @@ let package = Package(
 
         .target(name: "Scheduling", dependencies: ["Messages"], path: "Shared/Scheduling", swiftSettings: strict),
 
+        .target(
+            name: "ServiceSupport",
+            dependencies: ["AMQP", "Messages", .product(name: "Logging", package: "swift-log")],
+            path: "Shared/ServiceSupport", swiftSettings: strict),
+
         // Services.
         .executableTarget(
             name: "HyperionCLI",
