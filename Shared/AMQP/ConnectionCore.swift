@@ -159,6 +159,10 @@ final class ConnectionCore {
         channels[2] = confirmChannel
     }
 
+    deinit {
+        if let state { amqp_destroy_connection(state) }
+    }
+
     // MARK: - Thread loop
 
     /// Runs until the connection is closed by its owner, or dropped with reconnect disabled.
@@ -337,18 +341,34 @@ final class ConnectionCore {
         _ = poll(&fds, 1, Int32(seconds * 1000))
     }
 
+    /// Declares the recorded topology again, then (once the broker has answered the last
+    /// declaration) restarts consumers: an exclusive queue must exist again before its consumer.
     private func restore() {
-        let replay: [ChannelCall] = topology.map { item in
-            ChannelCall(
-                expect: ConnectionCore.reply(to: item), send: { core, channel in core.send(item, passive: false, channel: channel) },
-                onError: { [logger] error in logger.warning("AMQP re-declare failed", metadata: ["error": "\(error)"]) })
+        let items = topology
+        guard !items.isEmpty else {
+            restoreConsumers()
+            return
+        }
+        let replay: [ChannelCall] = items.enumerated().map { index, item in
+            let isLast = index == items.count - 1
+            return ChannelCall(
+                expect: ConnectionCore.reply(to: item),
+                send: { core, channel in core.send(item, passive: false, channel: channel) },
+                onReply: { [unowned self] _ in if isLast { restoreConsumers() } },
+                onError: { [unowned self] error in
+                    logger.warning("AMQP re-declare failed", metadata: ["error": "\(error)"])
+                    if isLast, state != nil { restoreConsumers() }
+                })
         }
         controlChannel.waiting.insert(contentsOf: replay, at: 0)
+        for channel in channels.values { pump(channel) }
+    }
+
+    private func restoreConsumers() {
         for channel in channels.values {
             guard let consumer = channel.consumer else { continue }
             submitConsumerSetup(consumer, on: channel)
         }
-        for channel in channels.values { pump(channel) }
     }
 
     // MARK: - Losing and closing
@@ -656,6 +676,7 @@ final class ConnectionCore {
         channel.incoming = nil
         channel.pendingReturn = nil
         let sent = channel.sent
+        let someoneWaited = !sent.isEmpty || !channel.confirms.isEmpty
         channel.sent.removeAll()
         for call in sent { call.onError(error) }
         failConfirms(on: channel, error: error)
@@ -671,7 +692,10 @@ final class ConnectionCore {
             consumer.sink.finish(error)
             return
         }
-        logger.debug("AMQP channel closed by broker", metadata: ["channel": "\(channel.id)", "error": "\(error)"])
+        if !someoneWaited {
+            // Nobody waited on this channel (e.g. an unconfirmed publish to a missing exchange).
+            logger.warning("AMQP channel closed by broker", metadata: ["channel": "\(channel.id)", "error": "\(error)"])
+        }
         pump(channel)
     }
 

@@ -1,5 +1,6 @@
 import AMQP
 import Foundation
+import Synchronization
 import Testing
 
 /// The private broker the integration tests run against (`scripts/broker start`; `scripts/test`
@@ -70,4 +71,11 @@ func patternBytes(count: Int, seed: UInt64) -> [UInt8] {
         bytes[index] = UInt8(truncatingIfNeeded: state)
     }
     return bytes
+}
+
+/// A value shared between a test and the tasks it starts.
+final class Shared<Value: Sendable>: Sendable {
+    private let storage: Mutex<Value>
+    init(_ value: Value) { storage = Mutex(value) }
+    func withLock<Result: Sendable>(_ body: (inout Value) -> Result) -> Result { storage.withLock { body(&$0) } }
 }
