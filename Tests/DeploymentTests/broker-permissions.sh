@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Least-privilege test against a real broker: creates the users with scripts/broker-users (name
-# prefix "permtest-", scratch vhost, fresh random passwords), runs broker_permissions.py (pika), then
+# prefix "permtest<pid>-", a scratch vhost, fresh random passwords), runs broker_permissions.py (pika), then
 # removes them. Prints "N passed, M failed" last; exits non-zero on any failure.
 #
 # Needs: a running broker (HYPERION_TEST_AMQP_URL and HYPERION_TEST_RABBITMQ_NODE, as exported by
@@ -23,8 +23,9 @@ if [ -z "$python" ]; then
     exit 1
 fi
 
-export PERMTEST_PREFIX=permtest-
-export PERMTEST_VHOST=hyperion-permtest
+# Names of this run only, so two runs sharing one broker never touch each other's users.
+export PERMTEST_PREFIX="permtest$$-"
+export PERMTEST_VHOST="hyperion-permtest-$$"
 secret() { "$python" -c 'import secrets; print(secrets.token_urlsafe(18))'; }
 for var in HYPERION_ADMIN_PASSWORD HYPERION_PLANNER_PASSWORD HYPERION_SCHEDULER_PASSWORD HYPERION_WORKER_PASSWORD \
     HYPERION_CLIENT_PASSWORD HYPERION_CLIENT_PASSWORD_ALICE HYPERION_CLIENT_PASSWORD_BOB HYPERION_MONITOR_PASSWORD; do
@@ -42,7 +43,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"${users[@]}" --remove >/dev/null 2>&1 || true   # leftovers of an interrupted run
 if ! "${users[@]}"; then
     echo "FAIL - scripts/broker-users created the users on $node"
     echo "0 passed, 1 failed"
