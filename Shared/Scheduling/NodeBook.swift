@@ -23,11 +23,14 @@ public struct NodeStatus: Sendable, Equatable {
     public var meanStepSeconds: Double
     /// Clock time of the last heartbeat.
     public var lastHeard: Double
+    /// What the node advertises: effective FLOP/s and memory bandwidth (nil: compute-bound only).
+    public var nominalFlops: Double
+    public var nominalMemoryBandwidth: Double?
 
     public init(
         id: String, queue: String, tier: String, instance: String, planVersion: Int64?, state: State,
         speed: Double = 1, kvFreeBytes: Double, activeSequences: Int = 0, readyMessages: Int = 0,
-        meanStepSeconds: Double = 0, lastHeard: Double
+        meanStepSeconds: Double = 0, lastHeard: Double, nominalFlops: Double = 1e12, nominalMemoryBandwidth: Double? = nil
     ) {
         self.id = id
         self.queue = queue
@@ -41,6 +44,8 @@ public struct NodeStatus: Sendable, Equatable {
         self.readyMessages = readyMessages
         self.meanStepSeconds = meanStepSeconds
         self.lastHeard = lastHeard
+        self.nominalFlops = nominalFlops
+        self.nominalMemoryBandwidth = nominalMemoryBandwidth
     }
 }
 

@@ -28,22 +28,62 @@ public enum BrokerObjects {
         ])
     }
 
-    /// Declares every shared exchange and durable queue with its bindings.
-    public static func declareShared(on connection: AMQPConnection, ingressMaxLength: Int64 = defaultIngressMaxLength) async throws(AMQPError) {
-        for exchange in exchanges { try await connection.declare(exchange) }
-        _ = try await connection.declare(ingressQueue(maxLength: ingressMaxLength))
-        try await connection.bind(.queue(Names.Queue.ingress, to: Names.Exchange.ingress, routingKey: Names.Queue.ingress))
-        _ = try await connection.declare(AMQPQueue(name: Names.Queue.dead))
-        try await connection.bind(.queue(Names.Queue.dead, to: Names.Exchange.dead))
-        _ = try await connection.declare(AMQPQueue(name: Names.Queue.planGet))
-        try await connection.bind(.queue(Names.Queue.planGet, to: Names.Exchange.internal, routingKey: Names.Queue.planGet))
+    /// Which service is declaring: each declares only what its broker permissions allow
+    /// (a non-passive declare needs configure permission even when the object exists).
+    public enum Role: Sendable {
+        case scheduler, planner, worker
     }
 
-    /// Declares a process's own exclusive queue on `hyperion.internal` (a stage queue or a
-    /// scheduler's events queue). Exclusive: a second process with the same id fails loudly.
-    public static func declareOwnQueue(_ name: String, on connection: AMQPConnection) async throws(AMQPError) {
+    /// Declares the shared objects `role` is responsible for, with their bindings.
+    public static func declareShared(
+        for role: Role, on connection: AMQPConnection, ingressMaxLength: Int64 = defaultIngressMaxLength
+    ) async throws(AMQPError) {
+        let names: Set<String>
+        switch role {
+        case .scheduler: names = Set(exchanges.map(\.name))
+        case .planner, .worker:
+            names = [Names.Exchange.internal, Names.Exchange.plan, Names.Exchange.telemetry, Names.Exchange.dead]
+        }
+        for exchange in exchanges where names.contains(exchange.name) { try await connection.declare(exchange) }
+        switch role {
+        case .scheduler:
+            _ = try await connection.declare(ingressQueue(maxLength: ingressMaxLength))
+            try await connection.bind(.queue(Names.Queue.ingress, to: Names.Exchange.ingress, routingKey: Names.Queue.ingress))
+            _ = try await connection.declare(AMQPQueue(name: Names.Queue.dead))
+            try await connection.bind(.queue(Names.Queue.dead, to: Names.Exchange.dead))
+        case .planner:
+            _ = try await connection.declare(AMQPQueue(name: Names.Queue.planGet))
+            try await connection.bind(.queue(Names.Queue.planGet, to: Names.Exchange.internal, routingKey: Names.Queue.planGet))
+        case .worker:
+            break
+        }
+    }
+
+    /// Declares a scheduler's events queue: exclusive to its connection, bound to
+    /// `hyperion.internal` under its own name.
+    public static func declareEventsQueue(_ name: String, on connection: AMQPConnection) async throws(AMQPError) {
         _ = try await connection.declare(AMQPQueue(name: name, durable: false, exclusive: true))
         try await connection.bind(.queue(name, to: Names.Exchange.internal, routingKey: name))
+    }
+
+    /// Declares a stage worker's queue. Not exclusive, because schedulers read its depth with a
+    /// passive declare (RabbitMQ refuses that on another connection's exclusive queue); instead it
+    /// auto-deletes when its consumer goes (a worker that loses its connection loses its steps)
+    /// and the worker consumes it exclusively (a duplicate node id fails loudly at start).
+    public static func declareStageQueue(_ name: String, on connection: AMQPConnection) async throws(AMQPError) {
+        _ = try await connection.declare(AMQPQueue(name: name, durable: false, exclusive: false, autoDelete: true))
+        try await connection.bind(.queue(name, to: Names.Exchange.internal, routingKey: name))
+    }
+
+    /// Declares an exclusive subscription queue `name` bound to `exchange` with `routingKey`.
+    ///
+    /// Named by the caller (see `Names.Queue.subscription`) rather than by the server, so the
+    /// connection declares the same queue again after a reconnect and its consumer resumes.
+    public static func declareSubscription(
+        _ name: String, to exchange: String, routingKey: String = "", on connection: AMQPConnection
+    ) async throws(AMQPError) {
+        _ = try await connection.declare(AMQPQueue(name: name, durable: false, exclusive: true, autoDelete: true))
+        try await connection.bind(.queue(name, to: exchange, routingKey: routingKey))
     }
 
     /// Dead-letters a message with a reason (DESIGN.md §3): publish it to `hyperion.dead` with
