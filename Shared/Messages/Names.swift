@@ -35,6 +35,8 @@ public enum Names {
         public static func stage(tier: String, node: String) -> String { "hyperion.stage.\(tier).\(node)" }
         /// A scheduler's exclusive queue of `sampled` and `step_error` events.
         public static func scheduler(_ id: String) -> String { "hyperion.sched.\(id)" }
+        /// The prefix of a planner's own queues (`hyperion.planner.<id>.telemetry`).
+        public static func planner(_ id: String) -> String { "hyperion.planner.\(id)" }
         /// A process's subscription to a fanout or topic exchange, named after its own queue so
         /// that its broker permissions cover it (`hyperion.stage.edge.e1.plan`).
         public static func subscription(owner: String, purpose: String) -> String { "\(owner).\(purpose)" }
