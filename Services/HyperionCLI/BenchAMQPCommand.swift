@@ -64,7 +64,7 @@ struct BenchAMQPCommand: AsyncParsableCommand {
                 }
                 // Alternate the two sides in rounds so a change in machine load hits both alike.
                 let count = bytes > 100_000 ? max(samples / 4, 10) : samples
-                let rounds = 5
+                let rounds = 10
                 var rawHops: [Double] = []
                 var ourHops: [Double] = []
                 for _ in 0..<rounds {

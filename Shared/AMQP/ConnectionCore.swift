@@ -117,6 +117,7 @@ final class Channel {
     var incoming: Incoming?
     /// Closed by us on purpose: the id is freed when close-ok arrives.
     var releasing = false
+    var acks = AckCoalescer()
 
     init(id: UInt16, role: Role) {
         self.id = id
@@ -141,6 +142,8 @@ final class ConnectionCore {
     private var nextChannelID: UInt16 = 3
     private var epochCounter: UInt64 = 0
     private var terminated = false
+    /// Channels whose consumers queued acks during the current batch of commands.
+    private var channelsWithAcks: [Channel] = []
     private var topology: [TopologyItem] = []
     private let controlChannel = Channel(id: 1, role: .control)
     private let confirmChannel = Channel(id: 2, role: .confirm)
@@ -179,8 +182,10 @@ final class ConnectionCore {
         while true {
             let batch = commands.drain()
             for command in batch { command(self) }
+            flushAcks()
             if commands.isClosed {
                 for command in commands.drain() { command(self) }
+                flushAcks()
                 closeGracefully()
                 return
             }
@@ -453,6 +458,7 @@ final class ConnectionCore {
         channel.epoch = epochCounter
         channel.isOpen = true
         channel.incoming = nil
+        channel.acks = AckCoalescer()
         var open = amqp_channel_open_t()
         var status = amqp_send_method(state, channel.id, Method.channelOpen, &open)
         channel.sent.append(ChannelCall(expect: Method.channelOpenOK, send: { _, _ in 0 }))
@@ -791,18 +797,48 @@ final class ConnectionCore {
         if status != AMQP_STATUS_OK.rawValue { drop(.connectionLost(reason: ConnectionCore.describe(status))) }
     }
 
+    /// Single acks wait for the end of the current batch of commands (see `AckCoalescer`);
+    /// everything else goes out at once, after the acks queued before it.
     func settle(_ kind: Settler.Kind, tag: UInt64, channel id: UInt16, epoch: UInt64) {
         guard let state, let channel = channels[id], channel.isOpen, channel.epoch == epoch else { return }
+        if case .ack(multiple: false) = kind {
+            if !channel.acks.hasPending { channelsWithAcks.append(channel) }
+            channel.acks.add(tag)
+            return
+        }
+        flushAcks(on: channel)
+        guard self.state != nil else { return }
         let status: Int32
         switch kind {
         case let .ack(multiple):
             status = amqp_basic_ack(state, id, tag, multiple ? 1 : 0)
+            channel.acks.sent(tag, multiple: multiple)
         case let .nack(requeue, multiple):
             status = amqp_basic_nack(state, id, tag, multiple ? 1 : 0, requeue ? 1 : 0)
+            channel.acks.sent(tag, multiple: multiple)
         case let .reject(requeue):
             status = amqp_basic_reject(state, id, tag, requeue ? 1 : 0)
+            channel.acks.sent(tag, multiple: false)
         }
         if status != AMQP_STATUS_OK.rawValue { drop(.connectionLost(reason: ConnectionCore.describe(status))) }
+    }
+
+    private func flushAcks() {
+        guard !channelsWithAcks.isEmpty else { return }
+        let waiting = channelsWithAcks
+        channelsWithAcks.removeAll(keepingCapacity: true)
+        for channel in waiting { flushAcks(on: channel) }
+    }
+
+    private func flushAcks(on channel: Channel) {
+        for frame in channel.acks.flush() {
+            guard let state, channel.isOpen else { return }
+            let status = amqp_basic_ack(state, channel.id, frame.tag, frame.multiple ? 1 : 0)
+            if status != AMQP_STATUS_OK.rawValue {
+                drop(.connectionLost(reason: ConnectionCore.describe(status)))
+                return
+            }
+        }
     }
 
     /// Declares (or, with `passive`, checks) a topology item and records it for reconnects.
