@@ -101,6 +101,9 @@ enum MatMul {
 
     /// Dequantises one weight row (reference dequantisation), then dots it with each activation
     /// row: 8 lane accumulators over the columns, a fixed lane reduction, a scalar tail.
+    ///
+    /// Kernels are never inlined: each is compiled once, so every caller runs the same code.
+    @inline(never)
     static func floatPath(
         _ w: WeightMatrix, _ x: PreparedInput, _ rowRange: Range<Int>,
         _ out: UnsafeMutablePointer<Float>, _ outStride: Int, _ scratch: UnsafeMutablePointer<Float>
@@ -148,109 +151,191 @@ enum MatMul {
 
     // MARK: int8 activations
 
-    /// Pairwise multiply-add of 16-bit lanes into 32-bit lanes (the shape of x86's `pmaddwd`).
+    /// Pairwise multiply-add of 16-bit lanes into 32-bit lanes: exactly one SSE2 `pmaddwd` when
+    /// written at this 128-bit width (a wider vector is split before the pattern is recognised).
     @inline(__always)
-    static func multiplyAddPairs(_ a: SIMD16<Int16>, _ b: SIMD16<Int16>) -> SIMD8<Int32> {
-        let p = SIMD16<Int32>(truncatingIfNeeded: a) &* SIMD16<Int32>(truncatingIfNeeded: b)
+    static func multiplyAddPairs(_ a: SIMD8<Int16>, _ b: SIMD8<Int16>) -> SIMD4<Int32> {
+        let p = SIMD8<Int32>(truncatingIfNeeded: a) &* SIMD8<Int32>(truncatingIfNeeded: b)
         return p.evenHalf &+ p.oddHalf
     }
 
-    /// Σ w·x over one 32-value block as four 32-bit lane sums.
+    /// Σ w·x over one 32-value block as four 32-bit lane sums (fixed pairing and order).
     @inline(__always)
-    static func blockDot(_ w0: SIMD16<Int16>, _ w1: SIMD16<Int16>, _ xq: UnsafePointer<Int16>) -> SIMD4<Int32> {
-        let raw = UnsafeRawPointer(xq)
-        let x0 = raw.loadUnaligned(as: SIMD16<Int16>.self)
-        let x1 = raw.loadUnaligned(fromByteOffset: 32, as: SIMD16<Int16>.self)
-        let p = multiplyAddPairs(w0, x0) &+ multiplyAddPairs(w1, x1)
-        return p.lowHalf &+ p.highHalf
+    static func blockDot(_ w: DecodedBlock, _ x: UnsafeRawPointer) -> SIMD4<Int32> {
+        let x0 = x.loadUnaligned(as: SIMD8<Int16>.self)
+        let x1 = x.loadUnaligned(fromByteOffset: 16, as: SIMD8<Int16>.self)
+        let x2 = x.loadUnaligned(fromByteOffset: 32, as: SIMD8<Int16>.self)
+        let x3 = x.loadUnaligned(fromByteOffset: 48, as: SIMD8<Int16>.self)
+        return (multiplyAddPairs(w.w0, x0) &+ multiplyAddPairs(w.w1, x1))
+            &+ (multiplyAddPairs(w.w2, x2) &+ multiplyAddPairs(w.w3, x3))
     }
 
-    /// Shared driver of the 32-block integer kernels: for each weight row and each tile of tokens,
-    /// `decode` unpacks a weight block once into (w0, w1, weight scale, weight offset), and every
-    /// token of the tile accumulates `Float(Σ w·x)·(d_w·d_x)` in four lanes plus `m_w·(d_x·Σx)`.
+    /// Rows processed together so their weights stay in L1 while a tile of tokens passes over them.
+    static let rowChunk = 16
+
+    /// The integer kernel for one 32-value block format. Each (row, token) element accumulates, over
+    /// blocks in order, `Float(Σ w·x)·(d_w·d_x)` in four lanes and (Q4_1) `m_w·(d_x·Σx)` in a
+    /// scalar, then reduces them in a fixed order. Tokens go in tiles of four sharing one decode of
+    /// each weight block; a leftover token runs the same per-element sequence alone, so the result
+    /// never depends on the tile a token landed in.
     @inline(__always)
-    static func int8Blocks(
-        _ w: WeightMatrix, _ x: PreparedInput, _ rowRange: Range<Int>,
-        _ out: UnsafeMutablePointer<Float>, _ outStride: Int, hasOffset: Bool,
-        decode: (UnsafeRawPointer) -> (SIMD16<Int16>, SIMD16<Int16>, Float, Float)
+    static func int8Product<Format: Int8BlockFormat>(
+        _: Format.Type, _ w: WeightMatrix, _ x: PreparedInput, _ rowRange: Range<Int>,
+        _ out: UnsafeMutablePointer<Float>, _ outStride: Int
     ) {
         let n = w.columns
         let blocks = n / 32
-        let blockBytes = w.type.blockBytes
-        let codes = UnsafePointer(x.codes.pointer)
+        let tokens = x.rows
+        let codes = UnsafeRawPointer(x.codes.pointer)
         let xd = UnsafePointer(x.scales.pointer)
         let xs = UnsafePointer(x.sums.pointer)
-        withUnsafeTemporaryAllocation(of: SIMD4<Float>.self, capacity: tokenTile) { lanes in
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: tokenTile) { offsets in
-                for j in rowRange {
+        let half = Half.table
+        let rowStride = n * 2
+
+        @inline(__always)
+        func accumulate(
+            _ block: DecodedBlock, _ t: Int, _ b: Int, _ lanes: inout SIMD4<Float>, _ offset: inout Float
+        ) {
+            let isum = blockDot(block, codes + t * rowStride + b * 64)
+            lanes += SIMD4<Float>(isum) * (block.d * xd[t * blocks + b])
+            if Format.hasOffset { offset += block.m * xs[t * blocks + b] }
+        }
+
+        var chunkStart = rowRange.lowerBound
+        while chunkStart < rowRange.upperBound {
+            let chunkEnd = min(chunkStart + rowChunk, rowRange.upperBound)
+            var t = 0
+            while t + 4 <= tokens {
+                for j in chunkStart..<chunkEnd {
                     let row = w.row(j)
-                    var t0 = 0
-                    while t0 < x.rows {
-                        let tile = min(tokenTile, x.rows - t0)
-                        for k in 0..<tile {
-                            lanes[k] = SIMD4<Float>()
-                            offsets[k] = 0
-                        }
-                        for b in 0..<blocks {
-                            let (w0, w1, dw, mw) = decode(row + b * blockBytes)
-                            for k in 0..<tile {
-                                let t = t0 + k
-                                let isum = blockDot(w0, w1, codes + t * n + b * 32)
-                                lanes[k] += SIMD4<Float>(isum) * (dw * xd[t * blocks + b])
-                                if hasOffset { offsets[k] += mw * xs[t * blocks + b] }
-                            }
-                        }
-                        for k in 0..<tile {
-                            out[(t0 + k) * outStride + j] = reduce(lanes[k]) + offsets[k]
-                        }
-                        t0 += tile
+                    var l0 = SIMD4<Float>()
+                    var l1 = SIMD4<Float>()
+                    var l2 = SIMD4<Float>()
+                    var l3 = SIMD4<Float>()
+                    var o0: Float = 0
+                    var o1: Float = 0
+                    var o2: Float = 0
+                    var o3: Float = 0
+                    for b in 0..<blocks {
+                        let block = Format.decode(row + b * Format.blockBytes, half)
+                        accumulate(block, t, b, &l0, &o0)
+                        accumulate(block, t + 1, b, &l1, &o1)
+                        accumulate(block, t + 2, b, &l2, &o2)
+                        accumulate(block, t + 3, b, &l3, &o3)
                     }
+                    out[t * outStride + j] = reduce(l0) + o0
+                    out[(t + 1) * outStride + j] = reduce(l1) + o1
+                    out[(t + 2) * outStride + j] = reduce(l2) + o2
+                    out[(t + 3) * outStride + j] = reduce(l3) + o3
                 }
+                t += 4
             }
+            while t < tokens {
+                for j in chunkStart..<chunkEnd {
+                    let row = w.row(j)
+                    var l0 = SIMD4<Float>()
+                    var o0: Float = 0
+                    for b in 0..<blocks {
+                        accumulate(Format.decode(row + b * Format.blockBytes, half), t, b, &l0, &o0)
+                    }
+                    out[t * outStride + j] = reduce(l0) + o0
+                }
+                t += 1
+            }
+            chunkStart = chunkEnd
         }
     }
 
+    @inline(never)
     static func q4_1Int8(
         _ w: WeightMatrix, _ x: PreparedInput, _ rowRange: Range<Int>,
         _ out: UnsafeMutablePointer<Float>, _ outStride: Int
     ) {
-        let half = Half.table
-        int8Blocks(w, x, rowRange, out, outStride, hasOffset: true) { p in
-            let d = half[Int(p.loadUnaligned(as: UInt16.self))]
-            let m = half[Int(p.loadUnaligned(fromByteOffset: 2, as: UInt16.self))]
-            let raw = p.loadUnaligned(fromByteOffset: 4, as: SIMD16<UInt8>.self)
-            return (
-                SIMD16<Int16>(truncatingIfNeeded: raw & 0x0F), SIMD16<Int16>(truncatingIfNeeded: raw &>> 4), d, m
-            )
-        }
+        int8Product(Q4_1Format.self, w, x, rowRange, out, outStride)
     }
 
+    @inline(never)
     static func q4_0Int8(
         _ w: WeightMatrix, _ x: PreparedInput, _ rowRange: Range<Int>,
         _ out: UnsafeMutablePointer<Float>, _ outStride: Int
     ) {
-        let half = Half.table
-        int8Blocks(w, x, rowRange, out, outStride, hasOffset: false) { p in
-            let d = half[Int(p.loadUnaligned(as: UInt16.self))]
-            let raw = p.loadUnaligned(fromByteOffset: 2, as: SIMD16<UInt8>.self)
-            let eight = SIMD16<Int16>(repeating: 8)
-            return (
-                SIMD16<Int16>(truncatingIfNeeded: raw & 0x0F) &- eight,
-                SIMD16<Int16>(truncatingIfNeeded: raw &>> 4) &- eight, d, 0
-            )
-        }
+        int8Product(Q4_0Format.self, w, x, rowRange, out, outStride)
     }
 
+    @inline(never)
     static func q8_0Int8(
         _ w: WeightMatrix, _ x: PreparedInput, _ rowRange: Range<Int>,
         _ out: UnsafeMutablePointer<Float>, _ outStride: Int
     ) {
-        let half = Half.table
-        int8Blocks(w, x, rowRange, out, outStride, hasOffset: false) { p in
-            let d = half[Int(p.loadUnaligned(as: UInt16.self))]
-            let q0 = p.loadUnaligned(fromByteOffset: 2, as: SIMD16<Int8>.self)
-            let q1 = p.loadUnaligned(fromByteOffset: 18, as: SIMD16<Int8>.self)
-            return (SIMD16<Int16>(truncatingIfNeeded: q0), SIMD16<Int16>(truncatingIfNeeded: q1), d, 0)
-        }
+        int8Product(Q8_0Format.self, w, x, rowRange, out, outStride)
+    }
+}
+
+/// A weight block unpacked for the integer kernel: 32 codes as four 8-lane vectors (block order),
+/// the scale `d` and, for Q4_1, the offset `m` (value = d·code + m).
+struct DecodedBlock {
+    var w0: SIMD8<Int16>
+    var w1: SIMD8<Int16>
+    var w2: SIMD8<Int16>
+    var w3: SIMD8<Int16>
+    var d: Float
+    var m: Float
+}
+
+/// A 32-value quantized block format the integer kernel can read.
+protocol Int8BlockFormat {
+    static var blockBytes: Int { get }
+    static var hasOffset: Bool { get }
+    static func decode(_ p: UnsafeRawPointer, _ half: UnsafePointer<Float>) -> DecodedBlock
+}
+
+/// Q4_1: d, m (f16), 16 bytes of nibbles; low nibbles are values 0–15, high nibbles 16–31.
+enum Q4_1Format: Int8BlockFormat {
+    static let blockBytes = 20
+    static let hasOffset = true
+    @inline(__always)
+    static func decode(_ p: UnsafeRawPointer, _ half: UnsafePointer<Float>) -> DecodedBlock {
+        let raw = p.loadUnaligned(fromByteOffset: 4, as: SIMD16<UInt8>.self)
+        let low = raw & 0x0F
+        let high = raw &>> 4
+        return DecodedBlock(
+            w0: SIMD8<Int16>(truncatingIfNeeded: low.lowHalf), w1: SIMD8<Int16>(truncatingIfNeeded: low.highHalf),
+            w2: SIMD8<Int16>(truncatingIfNeeded: high.lowHalf), w3: SIMD8<Int16>(truncatingIfNeeded: high.highHalf),
+            d: half[Int(p.loadUnaligned(as: UInt16.self))],
+            m: half[Int(p.loadUnaligned(fromByteOffset: 2, as: UInt16.self))])
+    }
+}
+
+/// Q4_0: d (f16), 16 bytes of nibbles holding code + 8.
+enum Q4_0Format: Int8BlockFormat {
+    static let blockBytes = 18
+    static let hasOffset = false
+    @inline(__always)
+    static func decode(_ p: UnsafeRawPointer, _ half: UnsafePointer<Float>) -> DecodedBlock {
+        let raw = p.loadUnaligned(fromByteOffset: 2, as: SIMD16<UInt8>.self)
+        let low = raw & 0x0F
+        let high = raw &>> 4
+        let eight = SIMD8<Int16>(repeating: 8)
+        return DecodedBlock(
+            w0: SIMD8<Int16>(truncatingIfNeeded: low.lowHalf) &- eight,
+            w1: SIMD8<Int16>(truncatingIfNeeded: low.highHalf) &- eight,
+            w2: SIMD8<Int16>(truncatingIfNeeded: high.lowHalf) &- eight,
+            w3: SIMD8<Int16>(truncatingIfNeeded: high.highHalf) &- eight,
+            d: half[Int(p.loadUnaligned(as: UInt16.self))], m: 0)
+    }
+}
+
+/// Q8_0: d (f16), 32 signed bytes.
+enum Q8_0Format: Int8BlockFormat {
+    static let blockBytes = 34
+    static let hasOffset = false
+    @inline(__always)
+    static func decode(_ p: UnsafeRawPointer, _ half: UnsafePointer<Float>) -> DecodedBlock {
+        let q0 = p.loadUnaligned(fromByteOffset: 2, as: SIMD16<Int8>.self)
+        let q1 = p.loadUnaligned(fromByteOffset: 18, as: SIMD16<Int8>.self)
+        return DecodedBlock(
+            w0: SIMD8<Int16>(truncatingIfNeeded: q0.lowHalf), w1: SIMD8<Int16>(truncatingIfNeeded: q0.highHalf),
+            w2: SIMD8<Int16>(truncatingIfNeeded: q1.lowHalf), w3: SIMD8<Int16>(truncatingIfNeeded: q1.highHalf),
+            d: half[Int(p.loadUnaligned(as: UInt16.self))], m: 0)
     }
 }
