@@ -13,6 +13,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "hyperion", targets: ["HyperionCLI"]),
+        .executable(name: "stage-worker", targets: ["StageWorker"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -57,6 +58,15 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Services/HyperionCLI", swiftSettings: strict),
+
+        .executableTarget(
+            name: "StageWorker",
+            dependencies: [
+                "AMQP", "JSON", "Messages", "Inference", "Profiles", "Partitioning", "Scheduling", "ServiceSupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Services/StageWorker", swiftSettings: strict),
 
         // Tests.
         .testTarget(name: "JSONTests", dependencies: ["JSON"], swiftSettings: strict),

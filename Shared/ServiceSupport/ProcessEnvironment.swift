@@ -95,3 +95,9 @@ extension String {
         return String(scalars)
     }
 }
+
+/// Writes a line to standard error (for fatal start-up errors, before or without a logger).
+public func printError(_ message: String) {
+    let line = message.hasSuffix("\n") ? message : message + "\n"
+    _ = line.withCString { write(2, $0, strlen($0)) }
+}

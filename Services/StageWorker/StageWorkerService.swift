@@ -1,0 +1,510 @@
+import AMQP
+import Dispatch
+import Inference
+import JSON
+import Logging
+import Messages
+import Partitioning
+import Profiles
+import Scheduling
+import ServiceSupport
+
+/// Everything a worker is configured with.
+struct StageWorkerSettings: Sendable {
+    var amqpURL: String
+    var tier: String
+    var nodeID: String
+    var modelPath: String
+    var threads: Int
+    var maxBatchSteps: Int
+    var maxBatchTokens: Int
+    var device: String?
+    var nominal: DeviceFigures
+    var slowdown: Double
+    var heartbeatSeconds: Double
+    var idleCacheSeconds: Double
+    var drainSeconds: Double
+
+    var queue: String { Names.Queue.stage(tier: tier, node: nodeID) }
+}
+
+/// A start-up failure a user can act on.
+struct StageWorkerError: Error, CustomStringConvertible {
+    var description: String
+}
+
+/// What the worker's loop reacts to, one at a time.
+private enum WorkerEvent: Sendable {
+    case plan(AMQPDelivery)
+    case delivery(AMQPDelivery)
+    case batchDone(BatchOutcome)
+    case tick
+    case terminate
+    case consumerEnded(String)
+}
+
+/// A computed batch: per step its result, and the time it took.
+private struct BatchOutcome: Sendable {
+    var steps: [QueuedStep]
+    var results: Result<[ExecutorResult], InferenceError>
+    var busySeconds: Double
+    var finishedAt: Double
+}
+
+/// The stage-worker process: the broker shell around `StageCore` and a `StageExecutor`.
+final class StageWorkerService: @unchecked Sendable {
+    // Sendable: all mutable state is touched only by the task running `run()`'s event loop; the
+    // executor only on `computeThread`.
+    private let settings: StageWorkerSettings
+    private let logger: Logger
+    private let instance = ProcessEnvironment.uuid()
+    private let computeThread = DedicatedThread(name: "stage-compute")
+
+    private var model: TransformerModel?
+    private var modelSHA256 = ""
+    private var profile: ModelProfile?
+    private var executor: (any StageExecutor)?
+    private var core: StageCore?
+    private var plan: PlanDocument?
+    private var pendingPlan: PlanDocument?
+    private var computing = false
+    private var draining = false
+    private var drainDeadline = Double.infinity
+    private var deliveries: [UInt64: AMQPDelivery] = [:]
+    private var nextTag: UInt64 = 0
+    private var speed = SpeedMeter()
+    private var busyInInterval = 0.0
+    private var tokensInInterval = 0
+    private var lastBeat = Clock.monotonicSeconds()
+    private var stageConsumer: AMQPConsumer?
+
+    private var inbound: AMQPConnection?
+    private var outbound: AMQPConnection?
+    private var events: AsyncStream<WorkerEvent>.Continuation?
+
+    init(settings: StageWorkerSettings) {
+        self.settings = settings
+        var logger = Logger(label: "hyperion.stage-worker")
+        logger[metadataKey: "node"] = "\(settings.nodeID)"
+        logger[metadataKey: "tier"] = "\(settings.tier)"
+        self.logger = logger
+    }
+
+    func run() async throws {
+        try loadModel()
+        let url: AMQPURL
+        do { url = try AMQPURL(settings.amqpURL) } catch { throw StageWorkerError(description: "\(error)") }
+        let inbound = try await AMQPConnection.connect(
+            to: url, configuration: AMQPConnectionConfiguration(connectionName: "worker-\(settings.nodeID)-in", heartbeatSeconds: 10),
+            logger: logger)
+        let outbound = try await AMQPConnection.connect(
+            to: url, configuration: AMQPConnectionConfiguration(connectionName: "worker-\(settings.nodeID)-out", heartbeatSeconds: 10),
+            logger: logger)
+        self.inbound = inbound
+        self.outbound = outbound
+        try await BrokerObjects.declareShared(for: .worker, on: inbound)
+
+        let (stream, continuation) = AsyncStream.makeStream(of: WorkerEvent.self)
+        events = continuation
+        let planQueue = Names.Queue.subscription(owner: settings.queue, purpose: "plan")
+        try await BrokerObjects.declareSubscription(planQueue, to: Names.Exchange.plan, on: inbound)
+        let planConsumer = try await inbound.consume(queue: planQueue, prefetchCount: 4)
+        forward(planConsumer, as: WorkerEvent.plan, name: "plan", to: continuation)
+        startTicker(continuation)
+        let signals = TerminationSignals { _ in continuation.yield(.terminate) }
+        defer { signals.cancel() }
+        Task { [settings] in await self.requestPlan(on: outbound, queue: settings.queue) }
+        logger.info("waiting for a plan", metadata: ["model_sha256": "\(modelSHA256.prefix(12))"])
+
+        for await event in stream {
+            switch event {
+            case .plan(let delivery): await handlePlan(delivery)
+            case .delivery(let delivery): await handleDelivery(delivery)
+            case .batchDone(let outcome): await finishBatch(outcome)
+            case .tick: await tick()
+            case .terminate: beginDrain(reason: "SIGTERM")
+            case .consumerEnded(let name):
+                if draining { break }
+                logger.error("consumer of \(name) ended; exiting")
+                throw StageWorkerError(description: "the broker cancelled the consumer of \(name)")
+            }
+            startBatchIfIdle()
+            if draining, isIdle || Clock.monotonicSeconds() > drainDeadline {
+                logger.info("drained; exiting", metadata: ["held": "\(core?.activeSequences ?? 0)"])
+                break
+            }
+        }
+        await publishTelemetry(state: .draining)
+        computeThread.close()
+        await inbound.close()
+        await outbound.close()
+    }
+
+    private var isIdle: Bool {
+        !computing && (core?.queued.isEmpty ?? true) && (core?.activeSequences ?? 0) == 0
+    }
+
+    // MARK: Start-up
+
+    private func loadModel() throws {
+        do {
+            let file = try GGUFFile(path: settings.modelPath)
+            modelSHA256 = SHA256.hex(file.bytes)
+            model = try TransformerModel(file: file)
+            profile = try ModelSource.load(settings.modelPath).profile(for: Workload.default)
+        } catch {
+            throw StageWorkerError(description: "cannot load model \(settings.modelPath): \(error)")
+        }
+    }
+
+    /// Asks the planner for the current plan until one arrives (plans also come by fanout).
+    private func requestPlan(on connection: AMQPConnection, queue: String) async {
+        guard let rpc = try? await AMQPRPCClient.start(on: connection) else { return }
+        let request = AMQPMessage(
+            body: Array(#"{"v":1,"type":"plan.get"}"#.utf8), properties: AMQPProperties(contentType: Names.ContentType.json))
+        var delay = 0.5
+        while plan == nil {
+            if let reply = try? await rpc.call(request, exchange: Names.Exchange.internal, routingKey: Names.Queue.planGet, timeoutSeconds: 2) {
+                events?.yield(.plan(reply))
+                return
+            }
+            try? await Task.sleep(for: .seconds(delay))
+            delay = min(delay * 2, 5)
+        }
+    }
+
+    // MARK: Plans
+
+    private func handlePlan(_ delivery: AMQPDelivery) async {
+        delivery.ack()
+        let document: PlanDocument
+        do {
+            document = try PlanDocument.parse(try JSONValue.parse(bytes: delivery.body))
+        } catch {
+            logger.warning("ignoring a plan message: \(error)")
+            return
+        }
+        if let current = plan, document.version <= current.version { return }
+        if let sha = document.modelSHA256, sha != modelSHA256 {
+            logger.error("refusing plan \(document.version): it is for model \(sha.prefix(12))…, this node's file is \(modelSHA256.prefix(12))…")
+            return
+        }
+        guard document.partition.stages.contains(where: { $0.tierName == settings.tier }) else {
+            logger.error("plan \(document.version) has no stage for tier \(settings.tier); waiting for another")
+            return
+        }
+        if core == nil {
+            await adopt(document)
+        } else {
+            pendingPlan = document
+            core?.drain()
+            logger.info("plan \(document.version) arrived; finishing held requests before switching")
+            await switchPlanIfDrained()
+        }
+    }
+
+    private func switchPlanIfDrained() async {
+        guard let next = pendingPlan, !computing, core?.queued.isEmpty ?? true, (core?.activeSequences ?? 0) == 0 else { return }
+        pendingPlan = nil
+        await adopt(next)
+    }
+
+    /// Loads the tier's range of `document` (reusing the executor when the range is unchanged) and
+    /// starts serving it.
+    private func adopt(_ document: PlanDocument) async {
+        guard let model, let stageIndex = document.partition.stages.firstIndex(where: { $0.tierName == settings.tier }) else { return }
+        let stage = document.partition.stages[stageIndex]
+        let weights = Double(model.weightBytes(blocks: stage.firstBlock..<(stage.lastBlock + 1)))
+        guard weights < settings.nominal.memoryBytes else {
+            logger.error("plan \(document.version) gives tier \(settings.tier) blocks \(stage.firstBlock)...\(stage.lastBlock) (\(Int(weights)) bytes), more than this node's \(Int(settings.nominal.memoryBytes)) bytes")
+            return
+        }
+        let reuse = plan.map { old in
+            old.partition.stages.first { $0.tierName == settings.tier }.map { $0.firstBlock == stage.firstBlock && $0.lastBlock == stage.lastBlock } ?? false
+        } ?? false
+        if !reuse {
+            let threads = settings.threads
+            let built: Result<RealExecutor, InferenceError> = await computeThread.run {
+                do { return .success(try RealExecutor(model: model, firstBlock: stage.firstBlock, lastBlock: stage.lastBlock, threads: threads)) }
+                catch let error as InferenceError { return .failure(error) }
+                catch { return .failure(InferenceError(code: "load", message: "\(error)")) }
+            }
+            switch built {
+            case .success(let real): executor = real
+            case .failure(let error):
+                logger.error("cannot load blocks \(stage.firstBlock)...\(stage.lastBlock): \(error)")
+                return
+            }
+        }
+        guard let executor else { return }
+        let assignment = StageAssignment(
+            planVersion: document.version, stage: stageIndex, stageCount: document.partition.stages.count,
+            hiddenSize: executor.hiddenSize, kvBytesPerToken: executor.kvBytesPerToken)
+        if var core {
+            for directive in core.reassign(assignment) { apply(directive) }
+            self.core = core
+        } else {
+            core = StageCore(
+                settings: StageSettings(
+                    node: settings.nodeID, queue: settings.queue, kvBudgetBytes: settings.nominal.memoryBytes - weights,
+                    maxBatchSteps: settings.maxBatchSteps, maxBatchTokens: settings.maxBatchTokens,
+                    idleCacheSeconds: settings.idleCacheSeconds),
+                assignment: assignment)
+        }
+        plan = document
+        logger.info("serving plan \(document.version): blocks \(stage.firstBlock)...\(stage.lastBlock) of \(model.config.blockCount), stage \(stageIndex + 1) of \(document.partition.stages.count)")
+        if stageConsumer == nil { await startServing() }
+        await publishTelemetry(state: .serving)
+    }
+
+    private func startServing() async {
+        guard let inbound, let events else { return }
+        do {
+            try await BrokerObjects.declareStageQueue(settings.queue, on: inbound)
+            let consumer = try await inbound.consume(
+                queue: settings.queue, prefetchCount: UInt16(clamping: settings.maxBatchSteps * 4), exclusive: true)
+            stageConsumer = consumer
+            forward(consumer, as: WorkerEvent.delivery, name: settings.queue, to: events)
+        } catch {
+            logger.critical("cannot consume \(settings.queue): \(error) (is another node running with id \(settings.nodeID)?)")
+            events.yield(.consumerEnded(settings.queue))
+        }
+    }
+
+    // MARK: Steps and control
+
+    private func handleDelivery(_ delivery: AMQPDelivery) async {
+        let now = Clock.monotonicSeconds()
+        guard var core else {
+            delivery.nack(requeue: true)
+            return
+        }
+        if delivery.properties.contentType == Names.ContentType.json {
+            do {
+                let message = try decodeMessage(ControlMessage.self, from: delivery.body)
+                for directive in core.control(message, now: now) { apply(directive) }
+                self.core = core
+                delivery.ack()
+            } catch {
+                await deadLetter(delivery, reason: "control message: \(error)")
+            }
+            return
+        }
+        let header: StepHeader
+        do {
+            header = try StepHeader(amqpHeaders: delivery.properties.headers)
+        } catch {
+            await deadLetter(delivery, reason: "step headers: \(error)")
+            return
+        }
+        nextTag += 1
+        deliveries[nextTag] = delivery
+        let step = QueuedStep(deliveryTag: nextTag, header: header, body: delivery.body, receivedAt: now)
+        for directive in core.receive(step, now: now) { apply(directive) }
+        self.core = core
+    }
+
+    private func apply(_ directive: StageDirective) {
+        switch directive {
+        case .ack(let tag):
+            deliveries.removeValue(forKey: tag)?.ack()
+        case .refuse(let tag, let schedulerQueue, let error):
+            let delivery = deliveries.removeValue(forKey: tag)
+            logger.debug("refused a step", metadata: ["key": "\(error.key)", "code": "\(error.code.rawValue)"])
+            publishThenAck(
+                AMQPMessage(body: encodeMessage(error), properties: AMQPProperties(contentType: Names.ContentType.json)),
+                routingKey: schedulerQueue, delivery: delivery)
+        case .freeCache(let cache):
+            if let executor { computeThread.submit { executor.release(cache) } }
+        }
+    }
+
+    private func deadLetter(_ delivery: AMQPDelivery, reason: String) async {
+        logger.warning("dead-lettering a message: \(reason)")
+        if let outbound { try? await BrokerObjects.deadLetter(delivery.message, reason: reason, on: outbound) }
+        delivery.ack()
+    }
+
+    /// Publishes through `hyperion.internal` with a confirm; acks `delivery` once confirmed, or
+    /// requeues it when the broker did not take the message.
+    private func publishThenAck(_ message: AMQPMessage, routingKey: String, delivery: AMQPDelivery?) {
+        guard let outbound else { return }
+        let logger = logger
+        Task {
+            do throws(AMQPError) {
+                try await outbound.publishConfirmed(message, exchange: Names.Exchange.internal, routingKey: routingKey, mandatory: true)
+                delivery?.ack()
+            } catch .returned {
+                // The next node's queue is gone: its scheduler fails the request over on missing heartbeats.
+                logger.warning("\(routingKey) is unreachable; dropping a step for it")
+                delivery?.ack()
+            } catch {
+                logger.warning("publish to \(routingKey) failed (\(error)); requeueing its input")
+                delivery?.nack(requeue: true)
+            }
+        }
+    }
+
+    // MARK: Batches
+
+    private func startBatchIfIdle() {
+        guard !computing, var core, let executor, let events else { return }
+        let batch = core.nextBatch()
+        self.core = core
+        guard !batch.isEmpty else { return }
+        computing = true
+        let inputs = batch.map { step in
+            ExecutorStep(
+                cache: step.cache, position: step.header.position,
+                input: step.header.dtype == .i32
+                    ? .tokens(StepBody.decodeTokens(step.body)) : .activations(StepBody.decodeActivations(step.body)),
+                sampling: step.header.sampling)
+        }
+        let slowdown = settings.slowdown
+        computeThread.submit {
+            let start = Clock.monotonicSeconds()
+            let results: Result<[ExecutorResult], InferenceError>
+            do {
+                results = .success(try executor.run(inputs))
+            } catch let error as InferenceError {
+                results = .failure(error)
+            } catch {
+                results = .failure(InferenceError(code: "internal", message: "\(error)"))
+            }
+            var elapsed = Clock.monotonicSeconds() - start
+            if slowdown > 1 {
+                // Stretch the computation without changing what the node advertises.
+                let extra = elapsed * (slowdown - 1)
+                sleepThread(seconds: extra)
+                elapsed += extra
+            }
+            events.yield(.batchDone(BatchOutcome(steps: batch, results: results, busySeconds: elapsed, finishedAt: Clock.monotonicSeconds())))
+        }
+    }
+
+    private func finishBatch(_ outcome: BatchOutcome) async {
+        computing = false
+        guard var core else { return }
+        busyInInterval += outcome.busySeconds
+        let totalTokens = max(1, outcome.steps.reduce(0) { $0 + $1.header.tokenCount })
+        switch outcome.results {
+        case .failure(let error):
+            logger.error("batch of \(outcome.steps.count) failed: \(error)")
+            for step in outcome.steps {
+                apply(.refuse(
+                    deliveryTag: step.deliveryTag, schedulerQueue: step.header.scheduler,
+                    error: StepErrorEvent(key: step.header.key, attempt: step.header.attempt, node: settings.nodeID, code: .internal, message: error.description)))
+            }
+        case .success(let results):
+            speed.record(predictedSeconds: predictedSeconds(outcome.steps), busySeconds: outcome.busySeconds)
+            tokensInInterval += totalTokens
+            for (step, result) in zip(outcome.steps, results) {
+                let share = outcome.busySeconds * Double(step.header.tokenCount) / Double(totalTokens)
+                let delivery = deliveries.removeValue(forKey: step.deliveryTag)
+                let sampled: (Int32, Double)? = if case .sampled(let token, let logprob) = result { (token, logprob) } else { nil }
+                let output = core.completed(step, sampledToken: sampled?.0, logprob: sampled?.1, computeSeconds: share, now: outcome.finishedAt)
+                switch output {
+                case .forward(let queue, let header):
+                    guard case .activations(let values) = result else { delivery?.ack(); continue }
+                    let message = AMQPMessage(
+                        body: StepBody.encode(activations: values),
+                        properties: AMQPProperties(contentType: Names.ContentType.step, headers: header.amqpHeaders))
+                    publishThenAck(message, routingKey: queue, delivery: delivery)
+                case .sampled(let schedulerQueue, let event):
+                    let message = AMQPMessage(body: encodeMessage(event), properties: AMQPProperties(contentType: Names.ContentType.json))
+                    publishThenAck(message, routingKey: schedulerQueue, delivery: delivery)
+                case nil:
+                    delivery?.ack()
+                }
+            }
+        }
+        self.core = core
+        await switchPlanIfDrained()
+    }
+
+    /// Roofline seconds of a batch on this node's advertised device (DESIGN.md §5): FLOPs of every
+    /// token through the stage's blocks, against the stage's weights read once per batch.
+    private func predictedSeconds(_ batch: [QueuedStep]) -> Double {
+        guard let profile, let plan, let stage = plan.partition.stages.first(where: { $0.tierName == settings.tier }) else { return 0 }
+        var layers = Array(profile.blocks[stage.firstBlock...stage.lastBlock])
+        if stage.holdsEmbedding { layers.append(profile.embedding) }
+        if stage.holdsHead { layers.append(profile.head) }
+        var flops = 0.0
+        for step in batch {
+            let perToken = layers.reduce(0.0) { $0 + (step.header.kind == .prefill ? $1.prefillFlopsPerToken : $1.decodeFlopsPerToken) }
+            flops += perToken * Double(step.header.tokenCount)
+        }
+        let bytes = profile.blocks[stage.firstBlock...stage.lastBlock].reduce(0.0) { $0 + $1.weightBytes }
+            + (stage.holdsHead ? profile.head.weightBytes : 0)
+        let memorySeconds = settings.nominal.memoryBandwidthBytesPerSecond.map { bytes / $0 } ?? 0
+        return max(flops / settings.nominal.flops, memorySeconds)
+    }
+
+    // MARK: Heartbeats, expiry, draining
+
+    private func tick() async {
+        let now = Clock.monotonicSeconds()
+        if var core {
+            for directive in core.tick(now: now) { apply(directive) }
+            self.core = core
+        }
+        await publishTelemetry(state: draining || pendingPlan != nil ? .draining : (core == nil ? .loading : .serving))
+    }
+
+    private func beginDrain(reason: String) {
+        guard !draining else { return }
+        draining = true
+        drainDeadline = Clock.monotonicSeconds() + settings.drainSeconds
+        core?.drain()
+        logger.info("draining (\(reason)): finishing \(core?.activeSequences ?? 0) held requests")
+    }
+
+    private func publishTelemetry(state: Telemetry.State) async {
+        guard let outbound else { return }
+        let now = Clock.monotonicSeconds()
+        let interval = max(now - lastBeat, 1e-3)
+        lastBeat = now
+        let beat = Telemetry(
+            node: settings.nodeID, instance: instance, tier: settings.tier, device: settings.device,
+            planVersion: plan?.version, state: state,
+            nominal: .init(flops: settings.nominal.flops, memoryBandwidthBytesPerSecond: settings.nominal.memoryBandwidthBytesPerSecond, memoryBytes: settings.nominal.memoryBytes),
+            kvFreeBytes: core?.kvFreeBytes ?? 0, queueDepth: core?.queued.count ?? 0,
+            activeSequences: core?.activeSequences ?? 0, busyFraction: min(1, busyInInterval / interval),
+            speed: max(speed.speed, 1e-6), tokensPerSecond: Double(tokensInInterval) / interval,
+            modelSHA256: modelSHA256, timestamp: Clock.wallSeconds())
+        busyInInterval = 0
+        tokensInInterval = 0
+        let message = AMQPMessage(body: encodeMessage(beat), properties: AMQPProperties(contentType: Names.ContentType.json))
+        try? await outbound.publish(
+            message, exchange: Names.Exchange.telemetry,
+            routingKey: Names.RoutingKey.workerTelemetry(tier: settings.tier, node: settings.nodeID))
+    }
+
+    // MARK: Plumbing
+
+    private func forward(
+        _ consumer: AMQPConsumer, as wrap: @escaping @Sendable (AMQPDelivery) -> WorkerEvent, name: String,
+        to continuation: AsyncStream<WorkerEvent>.Continuation
+    ) {
+        Task {
+            do {
+                for try await delivery in consumer { continuation.yield(wrap(delivery)) }
+            } catch {
+                continuation.yield(.consumerEnded("\(name) (\(error))"))
+                return
+            }
+            continuation.yield(.consumerEnded(name))
+        }
+    }
+
+    private func startTicker(_ continuation: AsyncStream<WorkerEvent>.Continuation) {
+        let interval = settings.heartbeatSeconds
+        Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(interval))
+                continuation.yield(.tick)
+            }
+        }
+    }
+}
+
