@@ -300,6 +300,9 @@ final class ConnectionCore {
         if let error = ConnectionCore.error(from: reply) {
             throw .connectionFailed(url: url.description, reason: error.description)
         }
+        // Only the closing handshake uses rabbitmq-c's blocking RPC; never wait on it forever.
+        var closeTimeout = timeval(tv_sec: 5, tv_usec: 0)
+        _ = amqp_set_rpc_timeout(newState, &closeTimeout)
         keep = true
         state = newState
         logger.debug("AMQP connected", metadata: ["url": "\(url)", "name": "\(settings.connectionName)"])

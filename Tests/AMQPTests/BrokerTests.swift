@@ -313,6 +313,17 @@ struct BrokerTests {
         await connection.close()
     }
 
+    @Test func brokerSeesTheConnectionNameAndCancelNotification() async throws {
+        let name = TestBroker.uniqueName("named")
+        let connection = try await AMQPConnection.connect(
+            to: TestBroker.url(), configuration: AMQPConnectionConfiguration(connectionName: name))
+        let listing = try await TestBroker.rabbitmqctl(["list_connections", "client_properties"])
+        let line = listing.split(separator: "\n").first { $0.contains(name) }
+        #expect(line != nil)
+        #expect(line?.contains("{\"consumer_cancel_notify\",true}") == true)
+        await connection.close()
+    }
+
     @Test func idleConnectionOutlivesThreeHeartbeatIntervals() async throws {
         let heartbeatSeconds = 1
         let connection = try await TestBroker.connect("idle", heartbeatSeconds: heartbeatSeconds, reconnect: .disabled)

@@ -43,20 +43,24 @@ enum TestBroker {
         "test.\(prefix).\(UInt32.random(in: 0...UInt32.max))"
     }
 
-    /// Runs `rabbitmqctl -n NODE <arguments>` and fails when it does.
-    static func rabbitmqctl(_ arguments: [String]) async throws {
+    /// Runs `rabbitmqctl -n NODE <arguments>`, fails when it does, and returns what it printed.
+    @discardableResult
+    static func rabbitmqctl(_ arguments: [String]) async throws -> String {
         let process = Process()
         let root = URL(fileURLWithPath: "/usr/sbin/rabbitmqctl")
         process.executableURL = getuid() == 0 ? root : URL(fileURLWithPath: "/usr/lib/rabbitmq/bin/rabbitmqctl")
         process.arguments = ["-n", try nodeName(), "-q"] + arguments
-        process.standardOutput = FileHandle.nullDevice
+        let output = Pipe()
+        process.standardOutput = output
         let status: Int32 = try await withCheckedThrowingContinuation { continuation in
             process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
             do { try process.run() } catch { continuation.resume(throwing: error) }
         }
+        let printed = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         guard status == 0 else {
             throw AMQPError.library(status: status, message: "rabbitmqctl \(arguments) failed")
         }
+        return printed
     }
 }
 
