@@ -256,7 +256,7 @@ public final class AMQPConnection: Sendable {
     }
 
     /// Publishes on a consumer's own channel (direct reply-to needs this).
-    func publish(_ message: AMQPMessage, exchange: String, routingKey: String, onChannelOf consumerTag: String)
+    public func publish(_ message: AMQPMessage, exchange: String, routingKey: String, onChannelOf consumerTag: String)
         async throws(AMQPError)
     {
         await commands.waitForPublishSpace()

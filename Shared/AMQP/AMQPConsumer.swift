@@ -11,6 +11,7 @@ import Synchronization
 /// Iterate it from one task. It ends by throwing `AMQPError.consumerCancelled` when the broker
 /// cancels it (its queue was deleted), or normally after `cancel()` / when the connection closes.
 /// Deliveries wait in memory (at most the prefetch count, with manual acks) until taken.
+/// Cancelling the iterating task ends the iteration but not the subscription: call `cancel()`.
 public struct AMQPConsumer: AsyncSequence, Sendable {
     public typealias Element = AMQPDelivery
     public typealias Failure = AMQPError
@@ -76,11 +77,13 @@ final class DeliveryBuffer: DeliverySink {
 
     func next() async throws(AMQPError) -> AMQPDelivery? {
         if let ready = take() { return try ready.get() }
-        if let ready = spinForDelivery() { return try ready.get() }
+        if !Task.isCancelled, let ready = spinForDelivery() { return try ready.get() }
         let result = await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Result<AMQPDelivery?, AMQPError>, Never>) in
                 let ready: Result<AMQPDelivery?, AMQPError>? = state.withLock { state in
                     if let item = State.pop(&state) { return item }
+                    // Cancelled before the waiter was installed: onCancel found nothing to resume.
+                    if Task.isCancelled { return .success(nil) }
                     state.waiter = continuation
                     return nil
                 }

@@ -113,7 +113,7 @@ public struct AMQPURL: Sendable, Hashable, CustomStringConvertible {
         return "\(scheme)://\(AMQPURL.percentEncoded(user)):***@\(shownHost):\(port)/\(AMQPURL.percentEncoded(virtualHost))"
     }
 
-    static func redacted(_ text: String) -> String {
+    public static func redacted(_ text: String) -> String {
         guard let colonSlash = text.firstIndex(of: ":"), text[colonSlash...].hasPrefix("://"),
             let at = text.lastIndex(of: "@")
         else { return text }

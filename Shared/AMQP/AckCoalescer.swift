@@ -5,20 +5,22 @@
 ///
 /// Delivery tags on a channel count up from 1, and a `multiple` ack settles every outstanding
 /// delivery up to its tag, so one is only safe when every tag below it is settled or being acked.
-struct AckCoalescer {
+package struct AckCoalescer {
     /// Every tag below this is settled (acked, nacked or rejected) on the wire.
-    private(set) var settledBelow: UInt64 = 1
+    package private(set) var settledBelow: UInt64 = 1
     /// Tags at or above `settledBelow` already settled one by one.
     private var settledAbove: Set<UInt64> = []
     private var pending: [UInt64] = []
 
-    var hasPending: Bool { !pending.isEmpty }
+    package init() {}
+
+    package var hasPending: Bool { !pending.isEmpty }
 
     /// Queues a single ack.
-    mutating func add(_ tag: UInt64) { pending.append(tag) }
+    package mutating func add(_ tag: UInt64) { pending.append(tag) }
 
     /// Records a settlement sent directly (a nack, a reject, or an ack with `multiple`); flush first.
-    mutating func sent(_ tag: UInt64, multiple: Bool) {
+    package mutating func sent(_ tag: UInt64, multiple: Bool) {
         if multiple {
             settledBelow = max(settledBelow, tag + 1)
             settledAbove = settledAbove.filter { $0 >= settledBelow }
@@ -29,7 +31,7 @@ struct AckCoalescer {
     }
 
     /// The acks to send now, as (tag, multiple); duplicates and already-settled tags are dropped.
-    mutating func flush() -> [(tag: UInt64, multiple: Bool)] {
+    package mutating func flush() -> [(tag: UInt64, multiple: Bool)] {
         guard !pending.isEmpty else { return [] }
         pending.sort()
         var frames: [(tag: UInt64, multiple: Bool)] = []

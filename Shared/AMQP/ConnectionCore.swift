@@ -346,7 +346,7 @@ final class ConnectionCore {
 
     private func sleepInterruptibly(seconds: Double) {
         var fds = [pollfd(fd: commands.wakeReadFD, events: Int16(POLLIN), revents: 0)]
-        _ = poll(&fds, 1, Int32(seconds * 1000))
+        if poll(&fds, 1, Int32(seconds * 1000)) > 0 { commands.wokeUp() }  // drain, or the next sleep is skipped
     }
 
     /// Declares the recorded topology again, then (once the broker has answered the last

@@ -1,6 +1,5 @@
+import AMQP
 import Testing
-
-@testable import AMQP
 
 @Suite("Ack coalescing")
 struct AckCoalescerTests {
