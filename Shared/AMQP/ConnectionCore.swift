@@ -178,7 +178,7 @@ final class ConnectionCore {
             return
         }
         connected.succeed(())
-        var idlePolls = 0
+        var spunSinceWork = false
         while true {
             let batch = commands.drain()
             for command in batch { command(self) }
@@ -198,20 +198,19 @@ final class ConnectionCore {
             }
             let framesRead = readFrames(limit: 512)
             if !batch.isEmpty || framesRead > 0 || hasBufferedInput {
-                idlePolls = 0
+                spunSinceWork = false
                 continue
             }
             // Traffic comes in bursts and request/reply hops: spin briefly before paying for a
             // sleep and a wake-up (which would dominate a sub-millisecond hop).
-            if idlePolls == 0, spinUntilWork() {
-                idlePolls = 1
-                continue
+            if !spunSinceWork {
+                spunSinceWork = true
+                if spinUntilWork() { continue }
             }
             if commands.prepareToSleep() {
-                // Short sleeps keep heartbeats flowing; the next readFrames sends one when due.
-                waitForInput(timeoutMilliseconds: idlePolls < 2 ? 1 : pollIntervalMilliseconds)
+                // Bounded sleeps keep heartbeats flowing: the next readFrames sends one when due.
+                waitForInput(timeoutMilliseconds: pollIntervalMilliseconds)
                 commands.wokeUp()
-                idlePolls += 1
             }
         }
     }
