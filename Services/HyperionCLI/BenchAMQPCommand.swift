@@ -30,6 +30,9 @@ struct BenchAMQPCommand: AsyncParsableCommand {
     @Option(help: "Latency samples per body size.")
     var samples = 2_000
 
+    @Option(help: "Throughput runs per figure and side (alternating; the median is printed).")
+    var rounds = 3
+
     @Option(help: "Consumer prefetch count (both sides).")
     var prefetch: UInt16 = 100
 
@@ -48,7 +51,9 @@ struct BenchAMQPCommand: AsyncParsableCommand {
         let queue = "hyperion.bench.\(UInt32.random(in: 0...UInt32.max))"
         try await control.declare(AMQPQueue(name: queue, durable: false, arguments: ["x-expires": .int32(600_000)]))
 
-        print("hyperion bench amqp: \(brokerURL), prefetch \(prefetch), confirm window \(confirmWindow)")
+        print(
+            "hyperion bench amqp: \(brokerURL), prefetch \(prefetch), confirm window \(confirmWindow), "
+                + "median of \(rounds) throughput runs, latency in 10 alternating rounds")
         print(Row.header)
         let bench = Bench(url: brokerURL, queue: queue, prefetch: prefetch, confirmWindow: confirmWindow)
         do {
@@ -57,20 +62,27 @@ struct BenchAMQPCommand: AsyncParsableCommand {
                 _ = try await bench.raw(bytes: bytes, messages: max(messages / 10, 10), confirm: false)
                 _ = try await bench.hyperion(bytes: bytes, messages: max(messages / 10, 10), confirm: false)
                 for confirm in [false, true] {
-                    let raw = try await bench.raw(bytes: bytes, messages: messages, confirm: confirm)
-                    let ours = try await bench.hyperion(bytes: bytes, messages: messages, confirm: confirm)
+                    // Alternate the sides and keep each one's median, so load changes hit both.
+                    var rawRates: [Double] = []
+                    var ourRates: [Double] = []
+                    for _ in 0..<max(rounds, 1) {
+                        rawRates.append(try await bench.raw(bytes: bytes, messages: messages, confirm: confirm))
+                        ourRates.append(try await bench.hyperion(bytes: bytes, messages: messages, confirm: confirm))
+                    }
+                    let raw = percentile(rawRates.sorted(), 0.5)
+                    let ours = percentile(ourRates.sorted(), 0.5)
                     let figure = confirm ? "msg/s, manual acks + confirms" : "msg/s, manual acks"
                     print(Row(body: label, figure: figure, raw: raw, ours: ours, unit: .rate, target: "≥ 0.5×"))
                 }
                 // Alternate the two sides in rounds so a change in machine load hits both alike.
                 let count = bytes > 100_000 ? max(samples / 4, 10) : samples
-                let rounds = 10
+                let latencyRounds = 10
                 var rawHops: [Double] = []
                 var ourHops: [Double] = []
-                for _ in 0..<rounds {
+                for _ in 0..<latencyRounds {
                     rawHops += try await RawRabbitMQBaseline.hopSeconds(
-                        url: brokerURL, queue: queue, bodyBytes: bytes, samples: max(count / rounds, 1))
-                    ourHops += try await bench.hyperionHops(bytes: bytes, samples: max(count / rounds, 1))
+                        url: brokerURL, queue: queue, bodyBytes: bytes, samples: max(count / latencyRounds, 1))
+                    ourHops += try await bench.hyperionHops(bytes: bytes, samples: max(count / latencyRounds, 1))
                 }
                 rawHops.sort()
                 ourHops.sort()
