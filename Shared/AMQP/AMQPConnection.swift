@@ -93,6 +93,8 @@ public final class AMQPConnection: Sendable {
     /// Mandatory messages published with `publish` (no confirm) that could not be routed.
     public let returnedMessages: AsyncStream<AMQPReturnedMessage>
     public let url: AMQPURL
+    /// Runs tasks on this connection's thread; see `AMQPConnectionExecutor`.
+    public let executor: AMQPConnectionExecutor
 
     private init(url: AMQPURL, commands: CommandQueue, finished: Promise<Void>, events: AsyncStream<AMQPConnectionEvent>, returns: AsyncStream<AMQPReturnedMessage>) {
         self.url = url
@@ -100,6 +102,7 @@ public final class AMQPConnection: Sendable {
         self.finished = finished
         self.events = events
         self.returnedMessages = returns
+        self.executor = AMQPConnectionExecutor(commands: commands)
     }
 
     deinit { commands.close() }

@@ -77,7 +77,7 @@ final class DeliveryBuffer: DeliverySink {
 
     func next() async throws(AMQPError) -> AMQPDelivery? {
         if let ready = take() { return try ready.get() }
-        if !Task.isCancelled, let ready = spinForDelivery() { return try ready.get() }
+        if !Task.isCancelled, !ConnectionThread.isRunningJob, let ready = spinForDelivery() { return try ready.get() }
         let result = await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Result<AMQPDelivery?, AMQPError>, Never>) in
                 let ready: Result<AMQPDelivery?, AMQPError>? = state.withLock { state in

@@ -296,6 +296,41 @@ struct BrokerTests {
         await server.close()
     }
 
+    @Test func forwarderOnTheConnectionExecutorRelaysEveryMessage() async throws {
+        let inbound = try await TestBroker.connect("executor-in")
+        let outbound = try await TestBroker.connect("executor-out")
+        let source = TestBroker.uniqueName("forward-source")
+        let target = TestBroker.uniqueName("forward-target")
+        try await inbound.declare(AMQPQueue(name: source, durable: false, exclusive: true))
+        try await outbound.declare(AMQPQueue(name: target, durable: false, exclusive: true))
+        let sourceConsumer = try await inbound.consume(queue: source)
+        let count = 500
+        let forwarder = Task {
+            try await withTaskExecutorPreference(inbound.executor) {
+                var forwarded = 0
+                for try await delivery in sourceConsumer {
+                    try await outbound.publish(delivery.message, routingKey: target)
+                    delivery.ack()
+                    forwarded += 1
+                    if forwarded == count { break }
+                }
+                return forwarded
+            }
+        }
+        let targetConsumer = try await outbound.consume(queue: target)
+        for index in 0..<count { try await outbound.publish(AMQPMessage(text: String(index)), routingKey: source) }
+        var received: [Int] = []
+        for try await delivery in targetConsumer {
+            received.append(Int(String(decoding: delivery.body, as: UTF8.self)) ?? -1)
+            delivery.ack()
+            if received.count == count { break }
+        }
+        #expect(try await forwarder.value == count)
+        #expect(received == Array(0..<count))
+        await inbound.close()
+        await outbound.close()
+    }
+
     @Test func deletedQueueCancelsItsConsumerVisibly() async throws {
         let connection = try await TestBroker.connect("cancel")
         let other = try await TestBroker.connect("cancel-deleter")
