@@ -49,11 +49,16 @@ let package = Package(
             dependencies: ["AMQP", "Messages", .product(name: "Logging", package: "swift-log")],
             path: "Shared/ServiceSupport", swiftSettings: strict),
 
+        .target(
+            name: "PlanningOptions",
+            dependencies: ["Profiles", "Partitioning", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Shared/PlanningOptions", swiftSettings: strict),
+
         // Services.
         .executableTarget(
             name: "HyperionCLI",
             dependencies: [
-                "JSON", "AMQP", "Messages", "Profiles", "Partitioning", "Inference",
+                "JSON", "AMQP", "Messages", "Profiles", "Partitioning", "PlanningOptions", "Inference",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

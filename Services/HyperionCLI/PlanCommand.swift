@@ -2,12 +2,13 @@ import ArgumentParser
 import Foundation
 import JSON
 import Partitioning
+import PlanningOptions
 import Profiles
 
 /// `hyperion plan`: cut a model into one block range per tier and explain the prediction.
 ///
-/// Numeric flags are read as text and checked here, so every bad value exits with code 2 and a
-/// message naming the flag (the argument parser's own errors use 64).
+/// The planning flags are `PlanningOptions`, shared with the `partition-planner` service: every bad
+/// value exits with code 2 and a message naming the flag (the argument parser's own errors use 64).
 struct PlanCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "plan",
@@ -39,45 +40,7 @@ struct PlanCommand: ParsableCommand {
             """
     )
 
-    @Option(
-        help: ArgumentHelp(
-            "The model: a preset (phi-3-medium, phi-3-mini, llama-3-8b, smollm2-135m) with an optional weight dtype (:f32, :f16 (default), :q8_0, :q4_1, :q4_0), a .gguf file, or a custom profile .json.",
-            valueName: "preset[:dtype]|file.gguf|profile.json"))
-    var model: String?
-
-    @Option(help: ArgumentHelp("The topology file: tiers in order with nodes and links.", valueName: "file.json"))
-    var topology: String?
-
-    @Option(help: ArgumentHelp("bsdp (optimal), gpipe or heft (baselines).", valueName: "policy"))
-    var partition: String = "bsdp"
-
-    @Option(name: .customLong("prompt-tokens"), help: ArgumentHelp("Mean prompt tokens P (default 512).", valueName: "P"))
-    var promptTokens: String?
-
-    @Option(name: .customLong("output-tokens"), help: ArgumentHelp("Mean generated tokens O (default 128).", valueName: "O"))
-    var outputTokens: String?
-
-    @Option(
-        name: .customLong("prefill-chunk"),
-        help: ArgumentHelp("Prompt tokens per prefill step K; weights are read once per chunk (default 512).", valueName: "K"))
-    var prefillChunk: String?
-
-    @Option(
-        name: .customLong("decode-batch"),
-        help: ArgumentHelp("Sequences decoded together B; weights are read once per batch (default 1).", valueName: "B"))
-    var decodeBatch: String?
-
-    @Option(help: ArgumentHelp("Context tokens of KV cache reserved per sequence X (default 2048).", valueName: "X"))
-    var context: String?
-
-    @Option(help: ArgumentHelp("Sequences per node the KV reserve is sized for S (default 1).", valueName: "S"))
-    var concurrency: String?
-
-    @Option(
-        help: ArgumentHelp(
-            "A workload file {\"prompt_tokens\",\"output_tokens\",\"prefill_chunk\",\"decode_batch\",\"context\",\"concurrency\"}; flags override it.",
-            valueName: "file.json"))
-    var workload: String?
+    @OptionGroup var planning: PlanningOptions
 
     @Flag(help: "Print the plan JSON of DESIGN.md §4 (or the infeasible JSON) instead of the table.")
     var json = false
@@ -122,60 +85,13 @@ struct PlanCommand: ParsableCommand {
     }
 
     /// Everything the planner needs, read and checked.
-    struct Request {
-        var model: ModelSource
-        var topology: Topology
-        var topologyPath: String
-        var workload: Workload
-        var policy: PartitionPolicy
-    }
+    typealias Request = PlanningInput
 
     func makeRequest() throws(BadInput) -> Request {
-        guard let policy = PartitionPolicy(rawValue: partition.lowercased()) else {
-            throw BadInput(message: "--partition: expected bsdp, gpipe or heft, got '\(partition)'")
-        }
-        guard let modelArgument = model else {
-            throw BadInput(message: "--model is required (a preset such as phi-3-medium:q4_0, a .gguf or a .json profile)")
-        }
-        guard let topologyPath = topology else {
-            throw BadInput(message: "--topology is required (a topology file, e.g. examples/paper-testbed.json)")
-        }
-        var workload = Workload.default
-        if let workloadPath = self.workload {
-            do {
-                workload = try Workload.load(workloadPath)
-            } catch {
-                throw BadInput(message: "--workload \(workloadPath): \(error.description)")
-            }
-        }
-        let flags: [(String, String?, WritableKeyPath<Workload, Int>, Int)] = [
-            ("--prompt-tokens", promptTokens, \.promptTokens, 0), ("--output-tokens", outputTokens, \.outputTokens, 0),
-            ("--prefill-chunk", prefillChunk, \.prefillChunk, 1), ("--decode-batch", decodeBatch, \.decodeBatch, 1),
-            ("--context", context, \.context, 1), ("--concurrency", concurrency, \.concurrency, 1),
-        ]
-        for (flag, text, keyPath, minimum) in flags {
-            guard let text else { continue }
-            guard let value = Int(text.trimmingCharacters(in: .whitespaces)), value >= minimum, value <= Int(Int32.max) else {
-                throw BadInput(message: "\(flag): expected an integer ≥ \(minimum), got '\(text)'")
-            }
-            workload[keyPath: keyPath] = value
-        }
-        if let violation = workload.violations.first {
-            let flag = "--" + violation.field.replacingOccurrences(of: "_", with: "-")
-            throw BadInput(message: "\(flag): \(violation.expectation)")
-        }
-        let source: ModelSource
         do {
-            source = try ModelSource.load(modelArgument)
+            return try planning.resolve()
         } catch {
-            throw BadInput(message: "--model: \(error.description)")
+            throw BadInput(message: error.message)
         }
-        let topology: Topology
-        do {
-            topology = try Topology.load(topologyPath)
-        } catch {
-            throw BadInput(message: "--topology \(topologyPath): \(error.description)")
-        }
-        return Request(model: source, topology: topology, topologyPath: topologyPath, workload: workload, policy: policy)
     }
 }

@@ -50,6 +50,8 @@ public enum ModelSource: Sendable {
         } catch {
             throw ModelSpecError("\(argument): not a readable GGUF file or .json profile: \(error)")
         }
-        return .shape(try TransformerShape(gguf: file, name: fileName))
+        var shape = try TransformerShape(gguf: file, name: fileName)
+        shape.sha256 = SHA256.hex(file.bytes)
+        return .shape(shape)
     }
 }

@@ -24,6 +24,9 @@ public struct TransformerShape: Sendable, Hashable {
     /// Measured weight bytes per block, embedding and head (from a GGUF tensor table); when nil the
     /// bytes follow from the parameter counts and `dtype`.
     public var measuredWeightBytes: MeasuredWeightBytes?
+    /// The sha256 of the model file the shape was read from; carried into its profiles so plans
+    /// name the exact file (workers refuse a plan made for another).
+    public var sha256: String?
 
     /// Real tensor sizes of a model file, which mix types (norms in f32, some matrices in q6_K…).
     public struct MeasuredWeightBytes: Sendable, Hashable {
@@ -41,7 +44,7 @@ public struct TransformerShape: Sendable, Hashable {
     public init(
         name: String, blockCount: Int, embeddingLength: Int, headCount: Int, kvHeadCount: Int, feedForwardLength: Int,
         vocabularySize: Int, tiedEmbeddings: Bool, dtype: WeightDType, kvBytesPerElement: Double = 2,
-        activationBytesPerElement: Double = 4, measuredWeightBytes: MeasuredWeightBytes? = nil
+        activationBytesPerElement: Double = 4, measuredWeightBytes: MeasuredWeightBytes? = nil, sha256: String? = nil
     ) {
         self.name = name
         self.blockCount = blockCount
@@ -55,6 +58,7 @@ public struct TransformerShape: Sendable, Hashable {
         self.kvBytesPerElement = kvBytesPerElement
         self.activationBytesPerElement = activationBytesPerElement
         self.measuredWeightBytes = measuredWeightBytes
+        self.sha256 = sha256
     }
 
     /// Width of the K and V projections: KV heads × head size.
@@ -108,6 +112,6 @@ public struct TransformerShape: Sendable, Hashable {
             flopsPerToken: 2 * d * Double(vocabularySize),
             weightBytes: measuredWeightBytes?.head ?? headParameters * bytes, kvBytesPerToken: 0,
             activationBytesPerToken: 4)
-        return ModelProfile(name: name, blocks: blocks, embedding: embedding, head: head)
+        return ModelProfile(name: name, sha256: sha256, blocks: blocks, embedding: embedding, head: head)
     }
 }
