@@ -1,0 +1,159 @@
+import Profiles
+
+/// The planner service's pure core (DESIGN.md §9): plans once the service starts, folds live
+/// nodes into the topology as their heartbeats arrive, and decides — through a `ReplanMonitor` —
+/// when measured speeds or membership have moved the predicted bottleneck far enough, for long
+/// enough, to publish a new plan. Every decision comes with the reason to log.
+///
+/// No clock, broker or file: the service passes heartbeats, monotonic seconds and wall-clock
+/// milliseconds in, and publishes what `evaluate` returns.
+public struct LivePlanner: Sendable {
+    /// How the planner decides; the service fills it from its flags.
+    public struct Configuration: Sendable, Hashable {
+        public var policy: PartitionPolicy
+        public var replan: ReplanMonitor.Policy
+        /// How long a node may stay silent before it is out (3 heartbeat intervals).
+        public var silenceSeconds: Double
+
+        public init(policy: PartitionPolicy, replan: ReplanMonitor.Policy = .init(), silenceSeconds: Double = 3) {
+            self.policy = policy
+            self.replan = replan
+            self.silenceSeconds = silenceSeconds
+        }
+    }
+
+    /// The plan in force: what the service has published.
+    public struct CurrentPlan: Sendable, Hashable {
+        /// Monotonic across planner restarts: epoch milliseconds at creation, or more.
+        public var version: Int64
+        public var partition: Partition
+    }
+
+    /// What to do after an evaluation.
+    public enum Directive: Sendable, Hashable {
+        /// Publish this new plan; `reason` says why it replaces the previous one.
+        case publish(CurrentPlan, reason: String)
+        /// Keep the current plan (or none, while nothing fits). `notable` marks a reason worth an
+        /// info-level log line: a drift starting or ending, or a new reason for having no plan.
+        case keep(reason: String, notable: Bool)
+    }
+
+    public let model: ModelProfile
+    /// The topology file: tiers, links and the nodes expected before any is heard from.
+    public let baseTopology: Topology
+    public let workload: Workload
+    public let configuration: Configuration
+    public private(set) var membership: LiveMembership
+    public private(set) var current: CurrentPlan?
+    /// Why there is no plan yet, when planning was tried and nothing fits.
+    public private(set) var infeasibility: Infeasibility?
+    private var monitor: ReplanMonitor?
+    private var highestVersionSeen: Int64 = 0
+    private var lastKeepReason: String?
+
+    public init(model: ModelProfile, topology: Topology, workload: Workload, configuration: Configuration) {
+        self.model = model
+        self.baseTopology = topology
+        self.workload = workload
+        self.configuration = configuration
+        self.membership = LiveMembership(silenceSeconds: configuration.silenceSeconds)
+    }
+
+    /// The topology as the live nodes describe it now.
+    public var liveTopology: Topology { membership.fold(into: baseTopology) }
+
+    /// Whether a drift of the predicted bottleneck is being watched (for heartbeats and logs).
+    public var isDrifting: Bool { monitor?.driftSince != nil }
+
+    /// Records a worker heartbeat; returns the membership change it makes, if any.
+    @discardableResult
+    public mutating func record(_ heartbeat: LiveMembership.Heartbeat, at now: Double) -> LiveMembership.Change? {
+        membership.record(heartbeat, at: now)
+    }
+
+    /// Notes a plan version seen elsewhere (on the broker), so the next plan outnumbers it.
+    public mutating func noteVersionSeen(_ version: Int64) {
+        highestVersionSeen = max(highestVersionSeen, version)
+    }
+
+    /// The version a plan created at `wallMilliseconds` gets: the epoch milliseconds, but never
+    /// lower than one past any version published or seen, so versions grow across restarts even
+    /// when clocks disagree.
+    public func nextVersion(wallMilliseconds: Int64) -> Int64 {
+        let floor = max(highestVersionSeen, current?.version ?? 0, membership.highestPlanVersion ?? 0)
+        return max(wallMilliseconds, floor == Int64.max ? floor : floor + 1)
+    }
+
+    /// Drops silent nodes, re-plans on the live topology and decides whether to publish.
+    /// `now` is monotonic seconds (for silence and sustain periods), `wallMilliseconds` stamps a
+    /// new plan's version.
+    public mutating func evaluate(at now: Double, wallMilliseconds: Int64) -> (changes: [LiveMembership.Change], directive: Directive) {
+        let changes = membership.expire(at: now)
+        let live = liveTopology
+        let fresh = Planner.plan(model: model, topology: live, workload: workload, policy: configuration.policy)
+
+        guard let current else {
+            switch fresh {
+            case .plan(let partition):
+                infeasibility = nil
+                let reason = lastKeepReason == nil ? "first plan" : "first plan that fits the live nodes"
+                return (changes, publish(partition, reason: reason, at: now, wallMilliseconds: wallMilliseconds))
+            case .infeasible(let reason):
+                infeasibility = reason
+                return (changes, keep("no \(configuration.policy.rawValue) partition fits: \(reason.reason)"))
+            }
+        }
+
+        let rescored = Planner.reevaluate(current.partition, model: model, topology: live, workload: workload)
+        var monitor = self.monitor ?? ReplanMonitor(
+            policy: configuration.replan, referenceBottleneckSeconds: current.partition.bottleneckSeconds, publishedAt: now)
+        let wasDrifting = monitor.driftSince != nil
+        // The plan in force rescored on live figures catches a slowed or lost node; a fresh plan
+        // catches capacity the current cuts cannot use (a fast node joining a lightly loaded tier).
+        // Whichever moved further from the published prediction is the drift.
+        let reference = monitor.referenceBottleneckSeconds
+        let candidates = [rescored.partition?.bottleneckSeconds, fresh.partition?.bottleneckSeconds].compactMap { $0 }
+        let observed = candidates.max { abs($0 - reference) < abs($1 - reference) }
+        let decision = monitor.observe(
+            liveBottleneckSeconds: observed, currentPlanServeable: rescored.partition != nil, at: now)
+        self.monitor = monitor
+
+        switch decision {
+        case .keep(let reason):
+            let drifting = monitor.driftSince != nil
+            return (changes, keep(reason, notable: drifting != wasDrifting))
+        case .replan(let reason):
+            guard let partition = fresh.partition else {
+                let why = fresh.infeasibility?.reason ?? "no partition"
+                return (changes, keep("\(reason), but no partition fits the live nodes (\(why)); keeping version \(current.version)"))
+            }
+            let sameCuts = partition.stages.map(\.tierName) == current.partition.stages.map(\.tierName)
+                && partition.stages.map(\.firstBlock) == current.partition.stages.map(\.firstBlock)
+            let full = sameCuts ? "\(reason); same cuts, predictions and nodes updated" : "\(reason); cuts moved"
+            return (changes, publish(partition, reason: full, at: now, wallMilliseconds: wallMilliseconds))
+        }
+    }
+
+    private mutating func publish(_ partition: Partition, reason: String, at now: Double, wallMilliseconds: Int64) -> Directive {
+        let plan = CurrentPlan(version: nextVersion(wallMilliseconds: wallMilliseconds), partition: partition)
+        current = plan
+        highestVersionSeen = max(highestVersionSeen, plan.version)
+        if monitor == nil {
+            monitor = ReplanMonitor(
+                policy: configuration.replan, referenceBottleneckSeconds: partition.bottleneckSeconds, publishedAt: now)
+        } else {
+            monitor?.planPublished(bottleneckSeconds: partition.bottleneckSeconds, at: now)
+        }
+        lastKeepReason = nil
+        return .publish(plan, reason: reason)
+    }
+
+    /// A keep decision; notable when forced or when the reason differs from the last one logged
+    /// as notable under the same circumstances (no plan, or a re-plan that cannot happen).
+    private mutating func keep(_ reason: String, notable forced: Bool? = nil) -> Directive {
+        if let forced { return .keep(reason: reason, notable: forced) }
+        let notable = reason != lastKeepReason
+        lastKeepReason = reason
+        return .keep(reason: reason, notable: notable)
+    }
+}
