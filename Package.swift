@@ -13,6 +13,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "hyperion", targets: ["HyperionCLI"]),
+        .executable(name: "partition-planner", targets: ["PartitionPlanner"]),
         .executable(name: "stage-worker", targets: ["StageWorker"]),
     ],
     dependencies: [
@@ -56,6 +57,14 @@ let package = Package(
 
         // Services.
         .executableTarget(
+            name: "PartitionPlanner",
+            dependencies: [
+                "AMQP", "JSON", "Messages", "Profiles", "Partitioning", "PlanningOptions", "ServiceSupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Services/PartitionPlanner", swiftSettings: strict),
+        .executableTarget(
             name: "HyperionCLI",
             dependencies: [
                 "JSON", "AMQP", "Messages", "Profiles", "Partitioning", "PlanningOptions", "Inference",
@@ -83,6 +92,10 @@ let package = Package(
         .testTarget(name: "SchedulingTests", dependencies: ["Scheduling", "Messages"], swiftSettings: strict),
         .testTarget(
             name: "ProfilesTests", dependencies: ["Profiles", "JSON"], swiftSettings: strict),
+        .testTarget(
+            name: "PartitionPlannerTests",
+            dependencies: ["AMQP", "Messages", "Partitioning", "Profiles", "JSON", "ServiceSupport"],
+            swiftSettings: strict),
         .testTarget(
             name: "PartitioningTests", dependencies: ["Partitioning", "Profiles", "JSON"],
             swiftSettings: strict),
