@@ -283,7 +283,7 @@ final class ConnectionCore {
             failConfirms(on: channel, error: error)
             if channel.role == .consumer {
                 // Started consumers are restarted by restore(); the rest fail and free their channel.
-                channel.waiting.removeAll()
+                discardWaiting(on: channel, error: error)
                 if let consumer = channel.consumer, consumer.active {
                     consumer.sink.interrupted(error)
                     continue
@@ -295,6 +295,12 @@ final class ConnectionCore {
             }
         }
         outlets.events.yield(.disconnected(error))
+    }
+
+    private func discardWaiting(on channel: Channel, error: AMQPError) {
+        let waiting = channel.waiting
+        channel.waiting.removeAll()
+        for call in waiting { call.onError(error) }
     }
 
     private func failConfirms(on channel: Channel, error: AMQPError) {
@@ -416,7 +422,7 @@ final class ConnectionCore {
             return
         }
         channel.releasing = true
-        channel.waiting.removeAll()
+        discardWaiting(on: channel, error: .connectionClosed)
         submit(
             ChannelCall(
                 expect: Method.channelCloseOK,
@@ -659,6 +665,11 @@ final class ConnectionCore {
                         message, exchange: exchange, routingKey: routingKey, mandatory: mandatory, confirm: confirm,
                         on: channel)
                     return AMQP_STATUS_OK.rawValue
+                },
+                onError: { [commands] error in
+                    // Never sent: the channel went away first.
+                    confirm?.fail(error)
+                    commands.publishDone(bytes: message.body.count)
                 }), on: channel)
     }
 
