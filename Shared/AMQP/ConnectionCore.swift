@@ -28,6 +28,8 @@ final class ConnectionCore {
     private var nextChannelID: UInt16 = 3
     private var epochCounter: UInt64 = 0
     private var terminated = false
+    /// Why the connection last dropped: what consumers see when reconnect is disabled.
+    private var lastDropError: AMQPError?
     /// Channels whose consumers queued acks during the current batch of commands.
     private var channelsWithAcks: [Channel] = []
     private var topology: [TopologyItem] = []
@@ -76,11 +78,10 @@ final class ConnectionCore {
                 return
             }
             if state == nil {
-                guard settings.reconnect.enabled, reconnect() else {
-                    terminate(error: .connectionLost(reason: "connection dropped and reconnect is disabled"))
-                    return
-                }
-                continue
+                if settings.reconnect.enabled, reconnect() { continue }
+                // Closed by its owner while reconnecting, or dropped with reconnect disabled.
+                terminate(error: commands.isClosed ? .connectionClosed : lastDropError ?? .connectionLost(reason: "dropped"))
+                return
             }
             let framesRead = readFrames(limit: 512)
             if !batch.isEmpty || framesRead > 0 || hasBufferedInput {
@@ -271,6 +272,7 @@ final class ConnectionCore {
     func drop(_ error: AMQPError) {
         guard let current = state else { return }
         state = nil
+        lastDropError = error
         amqp_destroy_connection(current)
         logger.warning("AMQP connection lost", metadata: ["error": "\(error)"])
         for channel in channels.values {

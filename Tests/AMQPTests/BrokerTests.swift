@@ -370,6 +370,45 @@ struct BrokerTests {
         await connection.close()
     }
 
+    @Test func aForcedCloseIsReportedAndSurvived() async throws {
+        let name = TestBroker.uniqueName("forced")
+        let connection = try await AMQPConnection.connect(
+            to: TestBroker.url(),
+            configuration: AMQPConnectionConfiguration(connectionName: name, reconnect: .init(maxDelaySeconds: 0.5)))
+        let other = try await TestBroker.connect("forced-other")
+        let queue = TestBroker.uniqueName("forced")
+        try await connection.declare(AMQPQueue(name: queue, durable: false, exclusive: true))
+        let consumer = try await connection.consume(queue: queue)
+        var events = connection.events.makeAsyncIterator()
+
+        try await TestBroker.closeConnection(named: name, reason: "test says goodbye")
+        #expect(
+            await events.next()
+                == .disconnected(.connectionClosedByBroker(replyCode: 320, replyText: "CONNECTION_FORCED - test says goodbye")))
+        #expect(await events.next() == .reconnected)
+        // Its exclusive queue was declared again and the consumer resumed.
+        try await publishUntilRouted(other, text: "still here", to: queue)
+        var deliveries = consumer.makeAsyncIterator()
+        #expect(try await deliveries.next()?.body == Array("still here".utf8))
+
+        // Without reconnect the same close ends the consumer with the broker's reason.
+        let fragileName = TestBroker.uniqueName("fragile")
+        let fragile = try await AMQPConnection.connect(
+            to: TestBroker.url(), configuration: AMQPConnectionConfiguration(connectionName: fragileName, reconnect: .disabled))
+        let fragileQueue = TestBroker.uniqueName("fragile")
+        try await fragile.declare(AMQPQueue(name: fragileQueue, durable: false, exclusive: true))
+        let fragileConsumer = try await fragile.consume(queue: fragileQueue)
+        try await TestBroker.closeConnection(named: fragileName, reason: "no second chance")
+        await #expect(
+            throws: AMQPError.connectionClosedByBroker(replyCode: 320, replyText: "CONNECTION_FORCED - no second chance")
+        ) {
+            for try await delivery in fragileConsumer { delivery.ack() }
+        }
+        await #expect(throws: AMQPError.connectionClosed) { try await fragile.declare(AMQPQueue(name: "", exclusive: true)) }
+        await other.close()
+        await connection.close()
+    }
+
     @Test func consumerAndPublisherSurviveABrokerRestart() async throws {
         _ = try TestBroker.nodeName()
         let publisher = try await TestBroker.connect("restart-publisher", heartbeatSeconds: 2)
@@ -442,6 +481,11 @@ struct BrokerTests {
         try await publisher.deleteQueue(queue)
         await consumerConnection.close()
         await publisher.close()
+    }
+
+    private func publishUntilRouted(_ connection: AMQPConnection, text: String, to queue: String) async throws {
+        let routed = try await publishUntilConfirmed(connection, text: text, to: queue)
+        #expect(routed, "no queue \(queue) to route to")
     }
 
     /// Publishes with confirm and mandatory until the broker routes and confirms it (a queue being

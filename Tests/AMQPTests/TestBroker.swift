@@ -64,6 +64,23 @@ enum TestBroker {
     }
 }
 
+extension TestBroker {
+    /// Makes the broker close the connection with this client-given name (`rabbitmqctl close_connection`).
+    static func closeConnection(named name: String, reason: String) async throws {
+        for _ in 0..<50 {
+            let listing = try await rabbitmqctl(["list_connections", "pid", "client_properties"])
+            if let line = listing.split(separator: "\n").first(where: { $0.contains("\"\(name)\"") }),
+                let pid = line.split(separator: "\t").first
+            {
+                try await rabbitmqctl(["close_connection", String(pid), reason])
+                return
+            }
+            try await Task.sleep(for: .milliseconds(100))  // the broker lists a new connection a little late
+        }
+        throw AMQPError.library(status: 0, message: "no connection named \(name)")
+    }
+}
+
 /// Deterministic pseudo-random bytes, so a corrupted body shows as a mismatch, not as chance.
 func patternBytes(count: Int, seed: UInt64) -> [UInt8] {
     var state = seed | 1
