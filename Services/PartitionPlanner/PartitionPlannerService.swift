@@ -29,6 +29,12 @@ struct PartitionPlannerError: Error, CustomStringConvertible {
     var description: String
 }
 
+/// A plan as it goes on the wire: its version and its §4 JSON body.
+private struct PublishedPlan: Sendable {
+    var version: Int64
+    var body: [UInt8]
+}
+
 /// What the planner's loop reacts to, one at a time.
 private enum PlannerEvent: Sendable {
     case telemetry(AMQPDelivery)
@@ -55,9 +61,8 @@ final class PartitionPlannerService {
     private let instance = ProcessEnvironment.uuid()
     private let profile: ModelProfile
     private var core: LivePlanner
-    /// The published plan and its JSON body, what `plan.get` answers.
-    private var document: PlanDocument?
-    private var documentBody: [UInt8]?
+    /// The plan in force as published: what `plan.get` answers and a reconnect publishes again.
+    private var published: PublishedPlan?
     private var listening = true
     private var stopping = false
     /// Nodes already warned about (unknown tier, other model file), so each is logged once.
@@ -89,7 +94,7 @@ final class PartitionPlannerService {
             throw PartitionPlannerError(description: "cannot use the broker at \(settings.amqpURL): \(error)")
         }
         let (events, continuation) = AsyncStream.makeStream(of: PlannerEvent.self)
-        let (outbox, outboxContinuation) = AsyncStream.makeStream(of: PlanDocument.self)
+        let (outbox, outboxContinuation) = AsyncStream.makeStream(of: PublishedPlan.self)
         let publisher = startPlanPublisher(outbox, on: connection)
         let signals = TerminationSignals { _ in continuation.yield(.terminate) }
         let watcher = Task { [connection] in
@@ -211,19 +216,17 @@ final class PartitionPlannerService {
 
     /// Publishes plans one at a time, in order, persistent and confirmed. A plan that cannot be
     /// published now is logged; the loop publishes the current plan again after the reconnect.
-    private func startPlanPublisher(_ outbox: AsyncStream<PlanDocument>, on connection: AMQPConnection) -> Task<Void, Never> {
+    private func startPlanPublisher(_ outbox: AsyncStream<PublishedPlan>, on connection: AMQPConnection) -> Task<Void, Never> {
         let logger = logger
         return Task {
-            for await document in outbox {
-                let body = Array(document.jsonValue.serialized().utf8)
+            for await plan in outbox {
                 let message = AMQPMessage(
-                    body: body,
-                    properties: AMQPProperties(contentType: Names.ContentType.json, deliveryMode: 2, type: "plan"))
+                    body: plan.body, properties: AMQPProperties(contentType: Names.ContentType.json, deliveryMode: 2, type: "plan"))
                 do {
                     try await connection.publishConfirmed(message, exchange: Names.Exchange.plan, routingKey: "")
-                    logger.debug("plan \(document.version) published")
+                    logger.debug("plan \(plan.version) published")
                 } catch {
-                    logger.warning("plan \(document.version) not published (\(error)); it goes out again after the reconnect")
+                    logger.warning("plan \(plan.version) not published (\(error)); it goes out again after the reconnect")
                 }
             }
         }
@@ -232,7 +235,7 @@ final class PartitionPlannerService {
     // MARK: Planning
 
     /// Publishes the planner's heartbeat, then lets the core drop silent nodes and decide.
-    private func tick(on connection: AMQPConnection, outbox: AsyncStream<PlanDocument>.Continuation) async {
+    private func tick(on connection: AMQPConnection, outbox: AsyncStream<PublishedPlan>.Continuation) async {
         let now = Clock.monotonicSeconds()
         let wallSeconds = Clock.wallSeconds()
         let (changes, directive) = core.evaluate(at: now, wallMilliseconds: Int64((wallSeconds * 1000).rounded(.down)))
@@ -242,8 +245,8 @@ final class PartitionPlannerService {
             let document = PlanDocument(
                 version: plan.version, createdAt: Self.iso8601(wallSeconds: wallSeconds), modelName: settings.input.model.name,
                 modelSHA256: profile.sha256, workload: settings.input.workload, partition: plan.partition)
-            self.document = document
-            documentBody = Array(document.jsonValue.serialized().utf8)
+            let body = Array(document.jsonValue.serialized().utf8)
+            published = PublishedPlan(version: plan.version, body: body)
             let stages = plan.partition.stages.map { "\($0.tierName) \($0.firstBlock)–\($0.lastBlock) ×\($0.nodes.count)" }
             logger.info(
                 "plan \(plan.version): \(reason)",
@@ -252,7 +255,7 @@ final class PartitionPlannerService {
                     "bottleneck_s": "\(plan.partition.bottleneckSeconds)",
                     "idle_latency_s": "\(plan.partition.idleLatencySeconds)",
                 ])
-            outbox.yield(document)
+            outbox.yield(PublishedPlan(version: plan.version, body: body))
         case .keep(let reason, let notable):
             if notable { logger.info("\(reason)") } else { logger.trace("\(reason)") }
         }
@@ -271,14 +274,14 @@ final class PartitionPlannerService {
         }
     }
 
-    private func handleConnection(_ change: AMQPConnectionEvent, outbox: AsyncStream<PlanDocument>.Continuation) {
+    private func handleConnection(_ change: AMQPConnectionEvent, outbox: AsyncStream<PublishedPlan>.Continuation) {
         switch change {
         case .disconnected(let error):
             logger.warning("lost the broker (\(error)); reconnecting")
         case .reconnected:
-            if let document {
-                logger.info("reconnected; publishing plan \(document.version) again for new subscribers")
-                outbox.yield(document)
+            if let published {
+                logger.info("reconnected; publishing plan \(published.version) again for new subscribers")
+                outbox.yield(published)
             } else {
                 logger.info("reconnected")
             }
@@ -350,8 +353,8 @@ final class PartitionPlannerService {
         let body: [UInt8]
         if let problem = Self.problem(withRequest: delivery.body) {
             body = encodeMessage(ErrorReply(id: properties.correlationID ?? "", code: .badRequest, message: "plan.get: \(problem)"))
-        } else if let documentBody {
-            body = documentBody
+        } else if let published {
+            body = published.body
         } else if let infeasibility = core.infeasibility {
             body = Array(PlanDocument.infeasibleJSON(infeasibility).serialized().utf8)
         } else {
