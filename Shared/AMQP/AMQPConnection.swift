@@ -80,6 +80,7 @@ public final class AMQPConnection: Sendable {
 
     // MARK: - Topology
 
+    /// Declares an exchange; it is declared again after every reconnect until deleted.
     public func declare(_ exchange: AMQPExchange) async throws(AMQPError) {
         _ = try await declare(.exchange(exchange), passive: false)
     }
@@ -90,6 +91,7 @@ public final class AMQPConnection: Sendable {
         try await declare(.queue(queue), passive: false)
     }
 
+    /// Binds a queue or exchange; the binding is made again after every reconnect until unbound.
     public func bind(_ binding: AMQPBinding) async throws(AMQPError) {
         _ = try await declare(.binding(binding), passive: false)
     }
@@ -105,12 +107,14 @@ public final class AMQPConnection: Sendable {
         _ = try await declare(.exchange(AMQPExchange(name: name, kind: .direct)), passive: true)
     }
 
+    /// Removes a binding (and forgets it for reconnects).
     public func unbind(_ binding: AMQPBinding) async throws(AMQPError) {
         let promise = Promise<Void>()
         submit(promise) { core in core.unbind(binding, promise: promise) }
         try await promise.value()
     }
 
+    /// Deletes an exchange and forgets it, and bindings to or from it, for reconnects.
     public func deleteExchange(_ name: String, ifUnused: Bool = false) async throws(AMQPError) {
         let promise = Promise<Void>()
         submit(promise) { core in core.deleteExchange(name, ifUnused: ifUnused, promise: promise) }
@@ -191,7 +195,10 @@ public final class AMQPConnection: Sendable {
         return AMQPPendingConfirm(promise: promise)
     }
 
-    /// Publishes on a consumer's own channel (direct reply-to needs this).
+    /// Publishes on the channel of one of this connection's consumers (at most once, like
+    /// `publish`). Direct reply-to needs it: a request whose replies come to
+    /// `amq.rabbitmq.reply-to` must go out on the channel consuming them, e.g. a client that
+    /// reads a stream of replies.
     public func publish(_ message: AMQPMessage, exchange: String, routingKey: String, onChannelOf consumerTag: String)
         async throws(AMQPError)
     {

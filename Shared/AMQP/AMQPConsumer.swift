@@ -28,6 +28,7 @@ public struct AMQPConsumer: AsyncSequence, Sendable {
 
     public func makeAsyncIterator() -> Iterator { Iterator(buffer: buffer) }
 
+    /// Takes deliveries in arrival order; one per consumer.
     public struct Iterator: AsyncIteratorProtocol {
         let buffer: DeliveryBuffer
 

@@ -103,6 +103,7 @@ public struct AMQPQueue: Sendable, Hashable {
 
 /// A binding from an exchange to a queue or to another exchange.
 public struct AMQPBinding: Sendable, Hashable {
+    /// What a binding routes to: a queue, or another exchange (a RabbitMQ extension).
     public enum Destination: Sendable, Hashable {
         case queue(String)
         case exchange(String)

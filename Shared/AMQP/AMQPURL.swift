@@ -113,6 +113,7 @@ public struct AMQPURL: Sendable, Hashable, CustomStringConvertible {
         return "\(scheme)://\(AMQPURL.percentEncoded(user)):***@\(shownHost):\(port)/\(AMQPURL.percentEncoded(virtualHost))"
     }
 
+    /// URL text with its password replaced by `***`, for messages about a URL that may not parse.
     public static func redacted(_ text: String) -> String {
         guard let colonSlash = text.firstIndex(of: ":"), text[colonSlash...].hasPrefix("://"),
             let at = text.lastIndex(of: "@")
