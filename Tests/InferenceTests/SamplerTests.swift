@@ -59,4 +59,20 @@ struct SamplerTests {
         #expect(stops.pendingSuffixLength(of: "Hello <") == 1)
         #expect(stops.pendingSuffixLength(of: "Hello") == 0)
     }
+
+    @Test("the vectorised exponential and log-probabilities agree with libm")
+    func exponential() {
+        var worst: Float = 0
+        for k in 0...8700 {
+            let x = -Float(k) / 100
+            let relative = abs(ExpSum.exp(x) - Foundation.exp(x)) / Foundation.exp(x)
+            worst = max(worst, relative)
+        }
+        #expect(worst < 2e-6)
+        let l: [Float] = (0..<1000).map { Float(($0 * 37) % 101) / 7 }
+        let maximum = Double(l.max() ?? 0)
+        let normaliser = maximum + Foundation.log(l.reduce(0.0) { $0 + Foundation.exp(Double($1) - maximum) })
+        let s = Sampler.sample(l, parameters: .greedy, position: 0)
+        #expect(abs(s.logprob - (Double(l[Int(s.token)]) - normaliser)) < 1e-5)
+    }
 }

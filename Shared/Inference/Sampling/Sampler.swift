@@ -43,23 +43,26 @@ public enum Sampler {
     public static func sample(_ logits: some Collection<Float>, parameters: SamplingParameters, position: Int) -> SampledToken {
         let values = Array(logits)
         guard !values.isEmpty else { return SampledToken(token: 0, logprob: 0) }
+        return values.withUnsafeBufferPointer { sample($0, parameters: parameters, position: position) }
+    }
+
+    static func sample(_ values: UnsafeBufferPointer<Float>, parameters: SamplingParameters, position: Int) -> SampledToken {
         var best = 0
         for i in values.indices where values[i] > values[best] { best = i }
-        let maximum = Double(values[best])
-        var totalAtOne = 0.0
-        for v in values { totalAtOne += exp(Double(v) - maximum) }
-        let logNormaliser = maximum + log(totalAtOne)
+        let maximum = values[best]
+        guard maximum.isFinite else { return SampledToken(token: Int32(best), logprob: 0) }
+        let logNormaliser = Double(maximum) + log(ExpSum.sum(values, subtracting: maximum, scale: 1))
         func logprob(_ i: Int) -> Double { Double(values[i]) - logNormaliser }
 
-        guard parameters.temperature > 0, values[best].isFinite else {
+        guard parameters.temperature > 0 else {
             return SampledToken(token: Int32(best), logprob: logprob(best))
         }
-        let temperature = parameters.temperature
+        let inverseTemperature = Float(1 / parameters.temperature)
         // Candidates: within 40 nats of the best at this temperature, by logit descending, id ascending.
+        let floor = maximum - 40 / inverseTemperature
         var candidates: [(index: Int, weight: Double)] = []
-        for i in values.indices {
-            let scaled = (Double(values[i]) - maximum) / temperature
-            if scaled >= -40 { candidates.append((i, exp(scaled))) }
+        for i in values.indices where values[i] >= floor {
+            candidates.append((i, Double(ExpSum.exp((values[i] - maximum) * inverseTemperature))))
         }
         candidates.sort { a, b in
             values[a.index] != values[b.index] ? values[a.index] > values[b.index] : a.index < b.index
@@ -90,6 +93,54 @@ public enum Sampler {
         }
         let last = candidates[candidates.count - 1].index
         return SampledToken(token: Int32(last), logprob: logprob(last))
+    }
+}
+
+/// A vectorised exponential for softmax normalisers over the whole vocabulary (49k values per
+/// sampled token, where a libm call per value would cost more than the model's last layer).
+///
+/// Pure float arithmetic in a fixed order, so results are identical in every process; accurate to
+/// a few units in the last place for arguments in [−87, 0], which is all softmax needs.
+enum ExpSum {
+    /// Σ exp((x − shift)·scale) over `values`, lanes summed in a fixed order, in double precision.
+    static func sum(_ values: UnsafeBufferPointer<Float>, subtracting shift: Float, scale: Float) -> Double {
+        guard let base = values.baseAddress else { return 0 }
+        var lanes = SIMD8<Double>()
+        var i = 0
+        let raw = UnsafeRawPointer(base)
+        while i + 8 <= values.count {
+            let x = raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+            lanes += SIMD8<Double>(exp8((x - shift) * scale))
+            i += 8
+        }
+        var total = ((lanes[0] + lanes[4]) + (lanes[1] + lanes[5])) + ((lanes[2] + lanes[6]) + (lanes[3] + lanes[7]))
+        while i < values.count {
+            total += Double(exp((values[i] - shift) * scale))
+            i += 1
+        }
+        return total
+    }
+
+    /// exp of one value by the same arithmetic as `exp8`.
+    static func exp(_ x: Float) -> Float { exp8(SIMD8<Float>(repeating: x))[0] }
+
+    /// exp(x) = 2ⁿ·e^r with n = round(x/ln 2), |r| ≤ ln2/2, e^r by a degree-6 polynomial.
+    @inline(__always)
+    static func exp8(_ x: SIMD8<Float>) -> SIMD8<Float> {
+        let clamped = x.clamped(lowerBound: SIMD8(repeating: -87), upperBound: SIMD8(repeating: 88))
+        // Round to nearest by the 1.5·2²³ trick (no SSE4.1 rounding instruction needed).
+        let magic = SIMD8<Float>(repeating: 12_582_912)
+        let n = (clamped * 1.442_695_04 + magic) - magic
+        let r = (clamped - n * 0.693_145_75) - n * 1.428_606_8e-6
+        var p = SIMD8<Float>(repeating: 1.0 / 720)
+        p = p * r + 1.0 / 120
+        p = p * r + 1.0 / 24
+        p = p * r + 1.0 / 6
+        p = p * r + 0.5
+        p = p * r + 1
+        p = p * r + 1
+        let bits = (SIMD8<Int32>(n) &+ 127) &<< 23
+        return p * unsafeBitCast(bits, to: SIMD8<Float>.self)
     }
 }
 
