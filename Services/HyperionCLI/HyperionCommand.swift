@@ -56,6 +56,7 @@ struct BenchCommand: AsyncParsableCommand {
         subcommands: [
             BenchPlanCommand.self,
             BenchAMQPCommand.self,
+            BenchInferenceCommand.self,
         ]
     )
 }
