@@ -67,7 +67,7 @@ let package = Package(
         .executableTarget(
             name: "HyperionCLI",
             dependencies: [
-                "JSON", "AMQP", "Messages", "Profiles", "Partitioning", "PlanningOptions", "Inference",
+                "JSON", "AMQP", "Messages", "ServiceSupport", "Scheduling", "Profiles", "Partitioning", "PlanningOptions", "Inference",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -1,10 +1,5 @@
 import ArgumentParser
-
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Darwin)
-    import Darwin
-#endif
+import ServiceSupport
 
 /// The `hyperion` command: one entry point for users and operators.
 ///
@@ -23,6 +18,7 @@ struct HyperionCommand: AsyncParsableCommand {
             BenchCommand.self,
             PlanCommand.self,
             GenerateCommand.self,
+            StatusCommand.self,
         ]
     )
 
@@ -38,9 +34,8 @@ struct HyperionCommand: AsyncParsableCommand {
             }
         } catch {
             if exitCode(for: error) == .validationFailure {
-                let message = fullMessage(for: error)
-                fputs(message.hasSuffix("\n") ? message : message + "\n", stderr)
-                exit(2)
+                printError(fullMessage(for: error))
+                exit(withError: ExitCode(2))
             }
             exit(withError: error)
         }
