@@ -127,7 +127,13 @@ private final class PoolState: @unchecked Sendable {
         if sleepers.load(ordering: .sequentiallyConsistent) > 0 { pthread_cond_broadcast(&condition) }
         pthread_mutex_unlock(&mutex)
         work(section)
-        while remaining.load(ordering: .sequentiallyConsistent) > 0 || active.load(ordering: .sequentiallyConsistent) > 0 {}
+        // Wait for the other threads; yield the core after a while in case a worker was descheduled
+        // (an oversubscribed machine), rather than spinning through the time slice it needs.
+        var spins = 0
+        while remaining.load(ordering: .sequentiallyConsistent) > 0 || active.load(ordering: .sequentiallyConsistent) > 0 {
+            spins += 1
+            if spins > 2_000 { sched_yield() }
+        }
         pthread_mutex_lock(&mutex)
         job = nil
         pthread_mutex_unlock(&mutex)

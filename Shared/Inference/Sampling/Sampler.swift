@@ -127,10 +127,11 @@ enum ExpSum {
     /// exp(x) = 2ⁿ·e^r with n = round(x/ln 2), |r| ≤ ln2/2, e^r by a degree-6 polynomial.
     @inline(__always)
     static func exp8(_ x: SIMD8<Float>) -> SIMD8<Float> {
-        let clamped = x.clamped(lowerBound: SIMD8(repeating: -87), upperBound: SIMD8(repeating: 88))
-        // Round to nearest by the 1.5·2²³ trick (no SSE4.1 rounding instruction needed).
+        let clamped = pointwiseMax(pointwiseMin(x, SIMD8(repeating: 88)), SIMD8(repeating: -87))
+        // Round to nearest by adding 1.5·2²³: n then sits in the low mantissa bits of `shifted`.
         let magic = SIMD8<Float>(repeating: 12_582_912)
-        let n = (clamped * 1.442_695_04 + magic) - magic
+        let shifted = clamped * 1.442_695_04 + magic
+        let n = shifted - magic
         let r = (clamped - n * 0.693_145_75) - n * 1.428_606_8e-6
         var p = SIMD8<Float>(repeating: 1.0 / 720)
         p = p * r + 1.0 / 120
@@ -139,8 +140,9 @@ enum ExpSum {
         p = p * r + 0.5
         p = p * r + 1
         p = p * r + 1
-        let bits = (SIMD8<Int32>(n) &+ 127) &<< 23
-        return p * unsafeBitCast(bits, to: SIMD8<Float>.self)
+        let exponent = unsafeBitCast(shifted, to: SIMD8<Int32>.self) &- 0x4B40_0000
+        let scale = (exponent &+ 127) &<< 23
+        return p * unsafeBitCast(scale, to: SIMD8<Float>.self)
     }
 }
 
