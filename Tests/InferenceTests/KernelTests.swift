@@ -182,7 +182,7 @@ struct KernelTests {
             let x = (0..<(tokens * columns)).map { _ in Float.random(in: -3...3, using: &rng) }
             for precision in ActivationPrecision.allCases {
                 let fast = product(m, x, tokens: tokens, precision: precision)
-                let quantizesInput = precision == .int8 && [.q8_0, .q4_0, .q4_1].contains(type)
+                let quantizesInput = precision == .int8 && [.q8_0, .q4_0, .q4_1, .q4_K, .q6_K].contains(type)
                 for j in 0..<rows {
                     let w = dequantized(m, row: j)
                     for t in 0..<tokens {

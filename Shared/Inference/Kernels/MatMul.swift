@@ -2,7 +2,7 @@
 ///
 /// `float32` multiplies dequantised weights by the float activations (closest to a float reference:
 /// logits within ~0.05). `int8` first quantizes each 32-value block of an activation row to 8 bits
-/// with one scale, as llama.cpp does, so Q4_0/Q4_1/Q8_0 products run on integers (faster; logits
+/// with one scale, as llama.cpp does, so Q4_0/Q4_1/Q8_0/Q4_K/Q6_K products run on integers (faster; logits
 /// move by up to ~2.5 on SmolLM2, whose activations reach ~23,000). Both are deterministic; every
 /// stage of one pipeline must use the same precision.
 public enum ActivationPrecision: String, Sendable, CaseIterable {
@@ -88,6 +88,8 @@ enum MatMul {
             case .q4_1: return q4_1Int8(w, x, rowRange, out, outStride)
             case .q4_0: return q4_0Int8(w, x, rowRange, out, outStride)
             case .q8_0: return q8_0Int8(w, x, rowRange, out, outStride)
+            case .q4_K: return q4_KInt8(w, x, rowRange, out, outStride)
+            case .q6_K: return q6_KInt8(w, x, rowRange, out, outStride)
             default: break
             }
         }
@@ -170,6 +172,18 @@ enum MatMul {
             &+ (multiplyAddPairs(w.w2, x2) &+ multiplyAddPairs(w.w3, x3))
     }
 
+    /// Σ w·x over each 16-value half of a block (for formats with a scale per 16 values).
+    @inline(__always)
+    static func halfBlockDots(_ w: DecodedBlock, _ x: UnsafeRawPointer) -> (SIMD4<Int32>, SIMD4<Int32>) {
+        let x0 = x.loadUnaligned(as: SIMD8<Int16>.self)
+        let x1 = x.loadUnaligned(fromByteOffset: 16, as: SIMD8<Int16>.self)
+        let x2 = x.loadUnaligned(fromByteOffset: 32, as: SIMD8<Int16>.self)
+        let x3 = x.loadUnaligned(fromByteOffset: 48, as: SIMD8<Int16>.self)
+        return (
+            multiplyAddPairs(w.w0, x0) &+ multiplyAddPairs(w.w1, x1), multiplyAddPairs(w.w2, x2) &+ multiplyAddPairs(w.w3, x3)
+        )
+    }
+
     /// Rows processed together so their weights stay in L1 while a tile of tokens passes over them.
     static let rowChunk = 16
 
@@ -196,8 +210,15 @@ enum MatMul {
         func accumulate(
             _ block: DecodedBlock, _ t: Int, _ b: Int, _ lanes: inout SIMD4<Float>, _ offset: inout Float
         ) {
-            let isum = blockDot(block, codes + t * rowStride + b * 64)
-            lanes += SIMD4<Float>(isum) * (block.d * xd[t * blocks + b])
+            let x = codes + t * rowStride + b * 64
+            let dx = xd[t * blocks + b]
+            if Format.hasTwoScales {
+                let (first, second) = halfBlockDots(block, x)
+                lanes += SIMD4<Float>(first) * (block.d * dx)
+                lanes += SIMD4<Float>(second) * (block.d2 * dx)
+            } else {
+                lanes += SIMD4<Float>(blockDot(block, x)) * (block.d * dx)
+            }
             if Format.hasOffset { offset += block.m * xs[t * blocks + b] }
         }
 
@@ -217,7 +238,7 @@ enum MatMul {
                     var o2: Float = 0
                     var o3: Float = 0
                     for b in 0..<blocks {
-                        let block = Format.decode(row + b * Format.blockBytes, half)
+                        let block = Format.decode(row, b, half)
                         accumulate(block, t, b, &l0, &o0)
                         accumulate(block, t + 1, b, &l1, &o1)
                         accumulate(block, t + 2, b, &l2, &o2)
@@ -236,7 +257,7 @@ enum MatMul {
                     var l0 = SIMD4<Float>()
                     var o0: Float = 0
                     for b in 0..<blocks {
-                        accumulate(Format.decode(row + b * Format.blockBytes, half), t, b, &l0, &o0)
+                        accumulate(Format.decode(row, b, half), t, b, &l0, &o0)
                     }
                     out[t * outStride + j] = reduce(l0) + o0
                 }
@@ -269,10 +290,27 @@ enum MatMul {
     ) {
         int8Product(Q8_0Format.self, w, x, rowRange, out, outStride)
     }
+
+    @inline(never)
+    static func q4_KInt8(
+        _ w: WeightMatrix, _ x: PreparedInput, _ rowRange: Range<Int>,
+        _ out: UnsafeMutablePointer<Float>, _ outStride: Int
+    ) {
+        int8Product(Q4_KFormat.self, w, x, rowRange, out, outStride)
+    }
+
+    @inline(never)
+    static func q6_KInt8(
+        _ w: WeightMatrix, _ x: PreparedInput, _ rowRange: Range<Int>,
+        _ out: UnsafeMutablePointer<Float>, _ outStride: Int
+    ) {
+        int8Product(Q6_KFormat.self, w, x, rowRange, out, outStride)
+    }
 }
 
 /// A weight block unpacked for the integer kernel: 32 codes as four 8-lane vectors (block order),
-/// the scale `d` and, for Q4_1, the offset `m` (value = d·code + m).
+/// the scale `d` (of the second 16 codes too, unless the format has `d2`) and, for formats with an
+/// offset, `m` (value = d·code + m).
 struct DecodedBlock {
     var w0: SIMD8<Int16>
     var w1: SIMD8<Int16>
@@ -280,62 +318,117 @@ struct DecodedBlock {
     var w3: SIMD8<Int16>
     var d: Float
     var m: Float
+    /// Scale of codes 16–31 when the format scales each 16 values separately (Q6_K).
+    var d2: Float = 0
 }
 
-/// A 32-value quantized block format the integer kernel can read.
+/// A quantized format the integer kernel reads as 32-value blocks (K-quant super-blocks of 256
+/// are read as eight of them).
 protocol Int8BlockFormat {
-    static var blockBytes: Int { get }
     static var hasOffset: Bool { get }
-    static func decode(_ p: UnsafeRawPointer, _ half: UnsafePointer<Float>) -> DecodedBlock
+    static var hasTwoScales: Bool { get }
+    /// The `b`-th 32-value block of the row starting at `row`.
+    static func decode(_ row: UnsafeRawPointer, _ b: Int, _ half: UnsafePointer<Float>) -> DecodedBlock
+}
+
+extension DecodedBlock {
+    /// Codes from two 16-byte vectors holding values 0–15 and 16–31.
+    @inline(__always)
+    init<Lane: FixedWidthInteger & SIMDScalar>(
+        _ first: SIMD16<Lane>, _ second: SIMD16<Lane>, d: Float, m: Float, d2: Float = 0
+    ) {
+        self.init(
+            w0: SIMD8<Int16>(truncatingIfNeeded: first.lowHalf), w1: SIMD8<Int16>(truncatingIfNeeded: first.highHalf),
+            w2: SIMD8<Int16>(truncatingIfNeeded: second.lowHalf), w3: SIMD8<Int16>(truncatingIfNeeded: second.highHalf),
+            d: d, m: m, d2: d2)
+    }
 }
 
 /// Q4_1: d, m (f16), 16 bytes of nibbles; low nibbles are values 0–15, high nibbles 16–31.
 enum Q4_1Format: Int8BlockFormat {
-    static let blockBytes = 20
     static let hasOffset = true
+    static let hasTwoScales = false
     @inline(__always)
-    static func decode(_ p: UnsafeRawPointer, _ half: UnsafePointer<Float>) -> DecodedBlock {
+    static func decode(_ row: UnsafeRawPointer, _ b: Int, _ half: UnsafePointer<Float>) -> DecodedBlock {
+        let p = row + b * 20
         let raw = p.loadUnaligned(fromByteOffset: 4, as: SIMD16<UInt8>.self)
-        let low = raw & 0x0F
-        let high = raw &>> 4
         return DecodedBlock(
-            w0: SIMD8<Int16>(truncatingIfNeeded: low.lowHalf), w1: SIMD8<Int16>(truncatingIfNeeded: low.highHalf),
-            w2: SIMD8<Int16>(truncatingIfNeeded: high.lowHalf), w3: SIMD8<Int16>(truncatingIfNeeded: high.highHalf),
-            d: half[Int(p.loadUnaligned(as: UInt16.self))],
+            raw & 0x0F, raw &>> 4, d: half[Int(p.loadUnaligned(as: UInt16.self))],
             m: half[Int(p.loadUnaligned(fromByteOffset: 2, as: UInt16.self))])
     }
 }
 
 /// Q4_0: d (f16), 16 bytes of nibbles holding code + 8.
 enum Q4_0Format: Int8BlockFormat {
-    static let blockBytes = 18
     static let hasOffset = false
+    static let hasTwoScales = false
     @inline(__always)
-    static func decode(_ p: UnsafeRawPointer, _ half: UnsafePointer<Float>) -> DecodedBlock {
-        let raw = p.loadUnaligned(fromByteOffset: 2, as: SIMD16<UInt8>.self)
-        let low = raw & 0x0F
-        let high = raw &>> 4
-        let eight = SIMD8<Int16>(repeating: 8)
-        return DecodedBlock(
-            w0: SIMD8<Int16>(truncatingIfNeeded: low.lowHalf) &- eight,
-            w1: SIMD8<Int16>(truncatingIfNeeded: low.highHalf) &- eight,
-            w2: SIMD8<Int16>(truncatingIfNeeded: high.lowHalf) &- eight,
-            w3: SIMD8<Int16>(truncatingIfNeeded: high.highHalf) &- eight,
-            d: half[Int(p.loadUnaligned(as: UInt16.self))], m: 0)
+    static func decode(_ row: UnsafeRawPointer, _ b: Int, _ half: UnsafePointer<Float>) -> DecodedBlock {
+        let p = row + b * 18
+        let raw = SIMD16<Int8>(truncatingIfNeeded: p.loadUnaligned(fromByteOffset: 2, as: SIMD16<UInt8>.self))
+        let eight = SIMD16<Int8>(repeating: 8)
+        return DecodedBlock((raw & 0x0F) &- eight, (raw &>> 4) & 0x0F &- eight, d: half[Int(p.loadUnaligned(as: UInt16.self))], m: 0)
     }
 }
 
 /// Q8_0: d (f16), 32 signed bytes.
 enum Q8_0Format: Int8BlockFormat {
-    static let blockBytes = 34
     static let hasOffset = false
+    static let hasTwoScales = false
     @inline(__always)
-    static func decode(_ p: UnsafeRawPointer, _ half: UnsafePointer<Float>) -> DecodedBlock {
-        let q0 = p.loadUnaligned(fromByteOffset: 2, as: SIMD16<Int8>.self)
-        let q1 = p.loadUnaligned(fromByteOffset: 18, as: SIMD16<Int8>.self)
+    static func decode(_ row: UnsafeRawPointer, _ b: Int, _ half: UnsafePointer<Float>) -> DecodedBlock {
+        let p = row + b * 34
         return DecodedBlock(
-            w0: SIMD8<Int16>(truncatingIfNeeded: q0.lowHalf), w1: SIMD8<Int16>(truncatingIfNeeded: q0.highHalf),
-            w2: SIMD8<Int16>(truncatingIfNeeded: q1.lowHalf), w3: SIMD8<Int16>(truncatingIfNeeded: q1.highHalf),
-            d: half[Int(p.loadUnaligned(as: UInt16.self))], m: 0)
+            p.loadUnaligned(fromByteOffset: 2, as: SIMD16<Int8>.self),
+            p.loadUnaligned(fromByteOffset: 18, as: SIMD16<Int8>.self), d: half[Int(p.loadUnaligned(as: UInt16.self))],
+            m: 0)
+    }
+}
+
+/// Q4_K: a 256-value super-block (144 bytes) is eight 32-value blocks with 6-bit scale and min
+/// each: value = (d·scale)·code − dmin·min, i.e. a Q4_1-like block with m = −dmin·min.
+enum Q4_KFormat: Int8BlockFormat {
+    static let hasOffset = true
+    static let hasTwoScales = false
+    @inline(__always)
+    static func decode(_ row: UnsafeRawPointer, _ b: Int, _ half: UnsafePointer<Float>) -> DecodedBlock {
+        let p = row + (b >> 3) * 144
+        let j = b & 7
+        let (scale, minimum) = Dequantize.q4KScaleMin(p + 4, j)
+        let bytes = p + 16 + (j >> 1) * 32
+        let shift: UInt8 = j & 1 == 0 ? 0 : 4
+        let first = (bytes.loadUnaligned(as: SIMD16<UInt8>.self) &>> shift) & 0x0F
+        let second = (bytes.loadUnaligned(fromByteOffset: 16, as: SIMD16<UInt8>.self) &>> shift) & 0x0F
+        return DecodedBlock(
+            first, second, d: half[Int(p.loadUnaligned(as: UInt16.self))] * Float(scale),
+            m: -(half[Int(p.loadUnaligned(fromByteOffset: 2, as: UInt16.self))] * Float(minimum)))
+    }
+}
+
+/// Q6_K: a 256-value super-block (210 bytes) is eight 32-value blocks whose 16-value halves have
+/// their own signed 8-bit scale: value = (d·scale)·(code − 32).
+enum Q6_KFormat: Int8BlockFormat {
+    static let hasOffset = false
+    static let hasTwoScales = true
+    @inline(__always)
+    static func decode(_ row: UnsafeRawPointer, _ b: Int, _ half: UnsafePointer<Float>) -> DecodedBlock {
+        let p = row + (b >> 3) * 210
+        let j = b & 7
+        let halfIndex = j >> 2
+        let quarter = j & 3
+        let low = p + halfIndex * 64 + (quarter & 1) * 32
+        let high = p + 128 + halfIndex * 32
+        let lowShift: UInt8 = quarter < 2 ? 0 : 4
+        let highShift = UInt8(2 * quarter)
+        func codes(_ offset: Int) -> SIMD16<Int8> {
+            let l = (low.loadUnaligned(fromByteOffset: offset, as: SIMD16<UInt8>.self) &>> lowShift) & 0x0F
+            let h = (high.loadUnaligned(fromByteOffset: offset, as: SIMD16<UInt8>.self) &>> highShift) & 0x03
+            return SIMD16<Int8>(truncatingIfNeeded: l | (h &<< 4)) &- 32
+        }
+        let d = half[Int(p.loadUnaligned(fromByteOffset: 208, as: UInt16.self))]
+        let scales = p + 192 + halfIndex * 8 + 2 * quarter
+        return DecodedBlock(
+            codes(0), codes(16), d: d * Float(scales.load(as: Int8.self)), m: 0,
+            d2: d * Float(scales.load(fromByteOffset: 1, as: Int8.self)))
     }
 }
