@@ -44,6 +44,9 @@ let package = Package(
             swiftSettings: strict),
 
         .target(name: "Scheduling", dependencies: ["Messages"], path: "Shared/Scheduling", swiftSettings: strict),
+        .target(
+            name: "Simulation", dependencies: ["Profiles", "Partitioning", "Scheduling", "JSON"],
+            path: "Shared/Simulation", swiftSettings: strict),
 
         .target(
             name: "ServiceSupport",
@@ -67,7 +70,7 @@ let package = Package(
         .executableTarget(
             name: "HyperionCLI",
             dependencies: [
-                "JSON", "AMQP", "Messages", "ServiceSupport", "Scheduling", "Profiles", "Partitioning", "PlanningOptions", "Inference",
+                "JSON", "AMQP", "Messages", "ServiceSupport", "Scheduling", "Profiles", "Partitioning", "PlanningOptions", "Inference", "Simulation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -98,6 +101,9 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "PartitioningTests", dependencies: ["Partitioning", "Profiles", "JSON"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "SimulationTests", dependencies: ["Simulation", "Partitioning", "Profiles", "Scheduling", "JSON"],
             swiftSettings: strict),
     ]
 )

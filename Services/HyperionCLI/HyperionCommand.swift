@@ -18,6 +18,7 @@ struct HyperionCommand: AsyncParsableCommand {
             BenchCommand.self,
             PlanCommand.self,
             GenerateCommand.self,
+            SimulateCommand.self,
             StatusCommand.self,
         ]
     )
@@ -51,6 +52,7 @@ struct BenchCommand: AsyncParsableCommand {
         subcommands: [
             BenchPlanCommand.self,
             BenchAMQPCommand.self,
+            BenchSimulateCommand.self,
             BenchInferenceCommand.self,
         ]
     )
