@@ -220,12 +220,14 @@ struct KernelTests {
         return out
     }
 
-    @Test("a row's product does not depend on the other rows of the batch", arguments: ActivationPrecision.allCases)
-    func batchIndependence(precision: ActivationPrecision) throws {
+    @Test(
+        "a row's product does not depend on the other rows of the batch",
+        arguments: [GGMLType.q4_1, .q4_0, .q8_0, .q4_K, .q6_K, .f16], ActivationPrecision.allCases)
+    func batchIndependence(type: GGMLType, precision: ActivationPrecision) throws {
         var rng = SplitMix64(seed: 99)
-        let (rows, columns) = (9, 96)
-        let data = MatrixFixture.randomData(type: .q4_1, rows: rows, columns: columns, rng: &rng)
-        let (_, m) = try MatrixFixture.file(type: .q4_1, rows: rows, columns: columns, data: data)
+        let (rows, columns) = (9, 256)
+        let data = MatrixFixture.randomData(type: type, rows: rows, columns: columns, rng: &rng)
+        let (_, m) = try MatrixFixture.file(type: type, rows: rows, columns: columns, data: data)
         let x = (0..<(7 * columns)).map { _ in Float.random(in: -30...30, using: &rng) }
         let batch = product(m, x, tokens: 7, precision: precision)
         for t in 0..<7 {
