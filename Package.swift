@@ -15,6 +15,7 @@ let package = Package(
         .executable(name: "hyperion", targets: ["HyperionCLI"]),
         .executable(name: "partition-planner", targets: ["PartitionPlanner"]),
         .executable(name: "stage-worker", targets: ["StageWorker"]),
+        .executable(name: "scheduler", targets: ["Scheduler"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -85,7 +86,22 @@ let package = Package(
             ],
             path: "Services/StageWorker", swiftSettings: strict),
 
+        .executableTarget(
+            name: "Scheduler",
+            dependencies: [
+                "AMQP", "JSON", "Messages", "Inference", "Profiles", "Partitioning", "Scheduling", "ServiceSupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Services/Scheduler", swiftSettings: strict),
+
         // Tests.
+        .target(
+            name: "IntegrationSupport", dependencies: ["AMQP", "JSON", "Messages"], path: "Tests/IntegrationSupport",
+            swiftSettings: strict),
+        .testTarget(
+            name: "IntegrationTests", dependencies: ["IntegrationSupport", "AMQP", "JSON", "Messages"],
+            swiftSettings: strict),
         .testTarget(name: "JSONTests", dependencies: ["JSON"], swiftSettings: strict),
         .testTarget(name: "AMQPTests", dependencies: ["AMQP", "Messages"], swiftSettings: strict),
         .testTarget(name: "MessagesTests", dependencies: ["Messages", "JSON"], swiftSettings: strict),
@@ -97,7 +113,7 @@ let package = Package(
             name: "ProfilesTests", dependencies: ["Profiles", "JSON"], swiftSettings: strict),
         .testTarget(
             name: "PartitionPlannerTests",
-            dependencies: ["AMQP", "Messages", "Partitioning", "Profiles", "JSON", "ServiceSupport"],
+            dependencies: ["IntegrationSupport", "AMQP", "Messages", "Partitioning", "Profiles", "JSON", "ServiceSupport"],
             swiftSettings: strict),
         .testTarget(
             name: "PartitioningTests", dependencies: ["Partitioning", "Profiles", "JSON"],

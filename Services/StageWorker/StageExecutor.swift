@@ -35,7 +35,7 @@ final class RealExecutor: StageExecutor, @unchecked Sendable {
     }
 
     var hiddenSize: Int { blocks.model.config.hiddenSize }
-    var kvBytesPerToken: Double { Double(blocks.kvBytes(positions: 1)) }
+    var kvBytesPerToken: Double { Double(blocks.blocks.count * blocks.model.config.kvBytesPerPositionPerBlock) }
 
     func run(_ batch: [ExecutorStep]) throws -> [ExecutorResult] {
         let steps = batch.map { Step(cache: KVCacheID(key: $0.cache.key, attempt: $0.cache.attempt), startPosition: $0.position, input: $0.input) }

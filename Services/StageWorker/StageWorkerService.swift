@@ -62,7 +62,7 @@ final class StageWorkerService: @unchecked Sendable {
 
     private var model: TransformerModel?
     private var modelSHA256 = ""
-    private var profile: ModelProfile?
+    private var costs: StepCostModel?
     private var executor: (any StageExecutor)?
     private var core: StageCore?
     private var plan: PlanDocument?
@@ -151,7 +151,7 @@ final class StageWorkerService: @unchecked Sendable {
             let file = try GGUFFile(path: settings.modelPath)
             modelSHA256 = SHA256.hex(file.bytes)
             model = try TransformerModel(file: file)
-            profile = try ModelSource.load(settings.modelPath).profile(for: Workload.default)
+            costs = StepCostModel(source: try ModelSource.load(settings.modelPath))
         } catch {
             throw StageWorkerError(description: "cannot load model \(settings.modelPath): \(error)")
         }
@@ -160,8 +160,7 @@ final class StageWorkerService: @unchecked Sendable {
     /// Asks the planner for the current plan until one arrives (plans also come by fanout).
     private func requestPlan(on connection: AMQPConnection, queue: String) async {
         guard let rpc = try? await AMQPRPCClient.start(on: connection) else { return }
-        let request = AMQPMessage(
-            body: Array(#"{"v":1,"type":"plan.get"}"#.utf8), properties: AMQPProperties(contentType: Names.ContentType.json))
+        let request = AMQPMessage(body: encodeMessage(PlanRequest()), properties: AMQPProperties(contentType: Names.ContentType.json))
         var delay = 0.5
         while plan == nil {
             if let reply = try? await rpc.call(request, exchange: Names.Exchange.internal, routingKey: Names.Queue.planGet, timeoutSeconds: 2) {
@@ -422,22 +421,15 @@ final class StageWorkerService: @unchecked Sendable {
         await switchPlanIfDrained()
     }
 
-    /// Roofline seconds of a batch on this node's advertised device (DESIGN.md §5): FLOPs of every
-    /// token through the stage's blocks, against the stage's weights read once per batch.
+    /// Roofline seconds of a batch on this node's advertised device (DESIGN.md §5, §7): what the
+    /// measured speed compares the busy time with.
     private func predictedSeconds(_ batch: [QueuedStep]) -> Double {
-        guard let profile, let plan, let stage = plan.partition.stages.first(where: { $0.tierName == settings.tier }) else { return 0 }
-        var layers = Array(profile.blocks[stage.firstBlock...stage.lastBlock])
-        if stage.holdsEmbedding { layers.append(profile.embedding) }
-        if stage.holdsHead { layers.append(profile.head) }
-        var flops = 0.0
-        for step in batch {
-            let perToken = layers.reduce(0.0) { $0 + (step.header.kind == .prefill ? $1.prefillFlopsPerToken : $1.decodeFlopsPerToken) }
-            flops += perToken * Double(step.header.tokenCount)
+        guard let costs, let plan, let stage = plan.partition.stages.first(where: { $0.tierName == settings.tier }) else { return 0 }
+        let cost = costs.stage(firstBlock: stage.firstBlock, lastBlock: stage.lastBlock, holdsEmbedding: stage.holdsEmbedding, holdsHead: stage.holdsHead)
+        let shapes = batch.map { step in
+            StepShape(kind: step.header.kind == .prefill ? .prefill : .decode, position: step.header.position, tokens: step.header.tokenCount)
         }
-        let bytes = profile.blocks[stage.firstBlock...stage.lastBlock].reduce(0.0) { $0 + $1.weightBytes }
-            + (stage.holdsHead ? profile.head.weightBytes : 0)
-        let memorySeconds = settings.nominal.memoryBandwidthBytesPerSecond.map { bytes / $0 } ?? 0
-        return max(flops / settings.nominal.flops, memorySeconds)
+        return cost.seconds(batch: shapes, on: settings.nominal)
     }
 
     // MARK: Heartbeats, expiry, draining

@@ -40,6 +40,9 @@ public struct Router: Sendable {
     /// Predicted seconds routed to each node since its last heartbeat (ARTS) or still unfinished
     /// by the router's own reckoning (HEFT).
     private var pendingSeconds: [String: Double] = [:]
+    /// KV bytes of requests routed to each node since its last heartbeat, which its reported
+    /// free KV does not reflect yet (every policy: it is admission, not preference).
+    private var pendingKVBytes: [String: Double] = [:]
     /// HEFT: when each node is expected to be free, by nominal speed.
     private var busyUntil: [String: Double] = [:]
     /// Round-robin: next index per tier.
@@ -52,6 +55,7 @@ public struct Router: Sendable {
     /// A heartbeat from `node` accounts for what was routed to it before: start counting afresh.
     public mutating func heartbeatArrived(node: String) {
         if policy == .arts { pendingSeconds[node] = 0 }
+        pendingKVBytes[node] = 0
     }
 
     /// Seconds of work ARTS believes waits on `node` before a new request's work: its ready
@@ -74,8 +78,8 @@ public struct Router: Sendable {
         var charged: [Double] = []
         for (stage, tierNodes) in candidates.enumerated() {
             let need = stage < demand.kvBytes.count ? demand.kvBytes[stage] : 0
-            let roomy = tierNodes.filter { $0.kvFreeBytes >= need }
-            let preferred = roomy.filter { !avoiding.contains($0.id) }
+            let roomy = tierNodes.filter { $0.kvFreeBytes - (pendingKVBytes[$0.id] ?? 0) >= need }
+            let preferred = avoiding.isEmpty ? roomy : roomy.filter { !avoiding.contains($0.id) }
             let eligible = preferred.isEmpty ? roomy : preferred
             guard !eligible.isEmpty else { return nil }
             let pick: NodeStatus
@@ -85,10 +89,17 @@ public struct Router: Sendable {
                     let work = demand.work(stage, node)
                     return (backlogSeconds(node, sequenceSeconds: work) + work) / max(node.speed, 1e-9)
                 }
-                pick = eligible.min { a, b in
-                    let ca = cost(a), cb = cost(b)
-                    return ca < cb || (ca == cb && a.id < b.id)
-                } ?? eligible[0]
+                // One cost per node (not two per comparison): the least cost, ties to the least id.
+                var best = 0
+                var bestCost = cost(eligible[0])
+                for index in eligible.indices.dropFirst() {
+                    let candidate = cost(eligible[index])
+                    if candidate < bestCost || (candidate == bestCost && eligible[index].id < eligible[best].id) {
+                        best = index
+                        bestCost = candidate
+                    }
+                }
+                pick = eligible[best]
             case .roundRobin:
                 let tier = eligible[0].tier
                 let index = nextIndex[tier, default: 0]
@@ -104,6 +115,9 @@ public struct Router: Sendable {
             let work = demand.work(stage, pick)
             chosen.append(pick)
             charged.append(work)
+        }
+        for (stage, node) in chosen.enumerated() where stage < demand.kvBytes.count {
+            pendingKVBytes[node.id, default: 0] += demand.kvBytes[stage]
         }
         for (node, work) in zip(chosen, charged) {
             switch policy {

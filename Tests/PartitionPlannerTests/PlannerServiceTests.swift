@@ -1,5 +1,6 @@
 import AMQP
 import Foundation
+import IntegrationSupport
 import JSON
 import Messages
 import Partitioning
@@ -18,7 +19,7 @@ struct PlannerServiceTests {
     /// Runs `body` in a fresh virtual host with every shared broker object declared, and a
     /// queue `test.plans` that keeps every plan published (it survives connection losses).
     static func withBroker(_ body: (TestVirtualHost, AMQPConnection, Inbox) async throws -> Void) async throws {
-        let host = try await TestVirtualHost.create()
+        let host = try await TestVirtualHost.create(prefix: "test-planner")
         do {
             let connection = try await host.connect("planner-test")
             try await BrokerObjects.declareShared(for: .scheduler, on: connection)
@@ -50,7 +51,8 @@ struct PlannerServiceTests {
     func planAtStart() async throws {
         try await Self.withBroker { host, connection, plans in
             let startMilliseconds = Int64(Date().timeIntervalSince1970 * 1000)
-            let planner = try PlannerProcess(
+            let planner = try ServiceProcess(
+                "partition-planner",
                 arguments: Self.arguments(model: try TestPaths.modelFile(), extra: ["--prompt-tokens", "64", "--output-tokens", "32"]),
                 amqpURL: host.urlText)
             let published = try #require(await plans.first(timeoutSeconds: 30) { _ in true }, "no plan published; log:\n\(planner.log)")
@@ -80,7 +82,7 @@ struct PlannerServiceTests {
     func badInput() async throws {
         try await Self.withBroker { host, connection, plans in
             let dead = try await Inbox(queue: Names.Queue.dead, on: connection)
-            let planner = try PlannerProcess(arguments: Self.arguments(), amqpURL: host.urlText)
+            let planner = try ServiceProcess("partition-planner", arguments: Self.arguments(), amqpURL: host.urlText)
             let published = try #require(await plans.first { _ in true }, "no plan published; log:\n\(planner.log)")
 
             // A plan request with nowhere to reply.
@@ -129,7 +131,7 @@ struct PlannerServiceTests {
         try await Self.withBroker { host, connection, plans in
             var versions: [Int64] = []
             for _ in 0..<2 {
-                let planner = try PlannerProcess(arguments: Self.arguments(), amqpURL: host.urlText)
+                let planner = try ServiceProcess("partition-planner", arguments: Self.arguments(), amqpURL: host.urlText)
                 let count = versions.count
                 let delivery = try #require(
                     await eventually(timeoutSeconds: 10) { plans.all.count > count ? plans.all[count] : nil },
@@ -145,7 +147,7 @@ struct PlannerServiceTests {
             let workers = FakeWorkers(
                 [FakeWorkers.Node(id: "edge-1", tier: "edge", planVersion: ahead)], on: connection, intervalSeconds: 0.1)
             defer { workers.stop() }
-            let planner = try PlannerProcess(arguments: Self.arguments(), amqpURL: host.urlText)
+            let planner = try ServiceProcess("partition-planner", arguments: Self.arguments(), amqpURL: host.urlText)
             let third = try #require(
                 await eventually(timeoutSeconds: 10) { plans.all.count > 2 ? plans.all[2] : nil }, "no plan; log:\n\(planner.log)")
             #expect(try Self.plan(third).version == ahead + 1)
@@ -158,7 +160,8 @@ struct PlannerServiceTests {
         try await Self.withBroker { host, connection, plans in
             let workers = FakeWorkers(FakeWorkers.localNodes, on: connection, intervalSeconds: 0.1)
             defer { workers.stop() }
-            let planner = try PlannerProcess(
+            let planner = try ServiceProcess(
+                "partition-planner",
                 arguments: Self.arguments(extra: ["--replan-sustain-seconds", "2", "--replan-cooldown-seconds", "0"]),
                 amqpURL: host.urlText)
             let first = try Self.plan(try #require(await plans.first { _ in true }, "no plan; log:\n\(planner.log)"))
@@ -188,7 +191,7 @@ struct PlannerServiceTests {
     @Test("after losing its connection it publishes its plan again and still hears telemetry")
     func republishAfterReconnect() async throws {
         try await Self.withBroker { host, connection, plans in
-            let planner = try PlannerProcess(arguments: Self.arguments(), amqpURL: host.urlText)
+            let planner = try ServiceProcess("partition-planner", arguments: Self.arguments(), amqpURL: host.urlText)
             let first = try #require(await plans.first { _ in true }, "no plan; log:\n\(planner.log)")
             try await host.closeAllConnections()
             let again = try #require(

@@ -109,3 +109,18 @@ struct NodeBookTests {
         #expect(book.record(restarted) == true)
     }
 }
+
+@Suite("KV admission between heartbeats")
+struct PendingKVTests {
+    @Test("requests routed since a node's last heartbeat count against its reported free KV")
+    func burstRespectsKV() {
+        var router = Router(policy: .roundRobin)
+        let small = NodeStatus(
+            id: "a", queue: "q.a", tier: "edge", instance: "i", planVersion: 1, state: .serving, kvFreeBytes: 2.5e6, lastHeard: 0)
+        let demand = StageDemand(kvBytes: [1e6], work: { _, _ in 1 })
+        let routed = (0..<4).compactMap { _ in router.route(candidates: [[small]], demand: demand, now: 0) }
+        #expect(routed.count == 2, "a node with room for two requests took \(routed.count) before its next heartbeat")
+        router.heartbeatArrived(node: "a")
+        #expect(router.route(candidates: [[small]], demand: demand, now: 1) != nil)
+    }
+}

@@ -3,32 +3,35 @@ import Foundation
 import JSON
 import Messages
 import Synchronization
-import Testing
 
-/// The `partition-planner` binary run as a user runs it, against a virtual host of the private
-/// test broker that only this test uses (the planner's broker objects have fixed names).
-final class PlannerProcess: Sendable {
-    struct MissingBinary: Error, CustomStringConvertible {
+/// One of Hyperion's executables run as a user runs it, against a virtual host of the private
+/// test broker that only its test uses (the broker objects have fixed names).
+public final class ServiceProcess: Sendable {
+    public struct MissingBinary: Error, CustomStringConvertible {
         let path: String
-        var description: String {
-            "partition-planner not found at \(path): build it beside the tests (swift build --build-tests builds every product) or set PARTITION_PLANNER_BIN"
+        public var description: String {
+            "\(path) not found: build it beside the tests (swift build --build-tests builds every product) or set HYPERION_BIN_DIR"
         }
     }
+
+    /// The executable's name, for messages.
+    public let name: String
 
     private let process: Process
     private let logLines = Locked<[String]>([])
     private let exitStatus = Locked<Int32?>(nil)
 
-    /// Starts the planner with `arguments`; its broker is `amqpURL` and every other HYPERION_*
-    /// variable of the test's environment is removed, so only the arguments configure it.
-    init(arguments: [String], amqpURL: String) throws {
+    /// Starts executable `name` with `arguments`; its broker is `amqpURL` and every other
+    /// HYPERION_* variable of the test's environment is removed, so only the arguments configure it.
+    public init(_ name: String, arguments: [String], amqpURL: String, logLevel: String = "debug") throws {
+        self.name = name
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: try Self.binaryPath())
+        process.executableURL = URL(fileURLWithPath: try Self.binaryPath(name))
         process.arguments = arguments
         process.currentDirectoryURL = TestPaths.packageRoot
         var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("HYPERION_") }
         environment["HYPERION_AMQP_URL"] = amqpURL
-        environment["HYPERION_LOG_LEVEL"] = "debug"
+        environment["HYPERION_LOG_LEVEL"] = logLevel
         process.environment = environment
         let errors = Pipe()
         process.standardError = errors
@@ -60,39 +63,45 @@ final class PlannerProcess: Sendable {
         if process.isRunning { process.terminate() }
     }
 
-    static func binaryPath() throws -> String {
-        if let path = ProcessInfo.processInfo.environment["PARTITION_PLANNER_BIN"] { return path }
+    /// The executable beside the test bundle (same build folder), or in `HYPERION_BIN_DIR`.
+    public static func binaryPath(_ name: String) throws -> String {
+        if let directory = ProcessInfo.processInfo.environment["HYPERION_BIN_DIR"] { return directory + "/" + name }
         let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         var directory = URL(fileURLWithPath: executable).deletingLastPathComponent()
         while directory.path.contains(".xctest") { directory.deleteLastPathComponent() }
-        let path = directory.appendingPathComponent("partition-planner").path
+        let path = directory.appendingPathComponent(name).path
         guard FileManager.default.isExecutableFile(atPath: path) else { throw MissingBinary(path: path) }
         return path
     }
 
-    /// Everything the planner has logged so far.
-    var log: String { logLines.withLock { $0.joined(separator: "\n") } }
+    /// Everything the process has logged so far.
+    public var log: String { logLines.withLock { $0.joined(separator: "\n") } }
 
-    var isRunning: Bool { exitStatus.withLock { $0 } == nil }
+    public var isRunning: Bool { exitStatus.withLock { $0 } == nil }
+
+    /// Sends SIGKILL: the process dies without any chance to clean up.
+    public func kill() {
+        Foundation.kill(process.processIdentifier, SIGKILL)
+    }
 
     /// Sends SIGTERM and waits for the exit status (nil if it did not exit in time).
-    func terminate(timeoutSeconds: Double = 10) async -> Int32? {
+    public func terminate(timeoutSeconds: Double = 10) async -> Int32? {
         process.terminate()
         return await waitForExit(timeoutSeconds: timeoutSeconds)
     }
 
-    func waitForExit(timeoutSeconds: Double) async -> Int32? {
+    public func waitForExit(timeoutSeconds: Double) async -> Int32? {
         await eventually(timeoutSeconds: timeoutSeconds) { self.exitStatus.withLock { $0 } }
     }
 
     /// Waits until the log has a line containing `text`; returns that line.
-    func logLine(containing text: String, timeoutSeconds: Double = 10) async -> String? {
+    public func logLine(containing text: String, timeoutSeconds: Double = 10) async -> String? {
         await eventually(timeoutSeconds: timeoutSeconds) { self.logLines.withLock { $0.first { $0.contains(text) } } }
     }
 }
 
 /// Polls `probe` until it yields a value or the time is up.
-func eventually<Value: Sendable>(timeoutSeconds: Double, _ probe: @Sendable () -> Value?) async -> Value? {
+public func eventually<Value: Sendable>(timeoutSeconds: Double, _ probe: @Sendable () -> Value?) async -> Value? {
     let deadline = Date().addingTimeInterval(timeoutSeconds)
     while true {
         if let value = probe() { return value }
@@ -101,14 +110,14 @@ func eventually<Value: Sendable>(timeoutSeconds: Double, _ probe: @Sendable () -
     }
 }
 
-enum TestPaths {
-    static let packageRoot = URL(fileURLWithPath: #filePath)
+public enum TestPaths {
+    public static let packageRoot = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-    static let localTopology = packageRoot.appendingPathComponent("examples/local-topology.json").path
+    public static let localTopology = packageRoot.appendingPathComponent("examples/local-topology.json").path
 
     /// The real model file (`scripts/fetch-model` puts it there); a missing file fails the test.
-    static func modelFile() throws -> String {
+    public static func modelFile() throws -> String {
         let path = packageRoot.appendingPathComponent("models/SmolLM2-135M-Instruct.Q4_1.gguf").path
         guard FileManager.default.fileExists(atPath: path) else {
             throw Missing(description: "\(path) is missing: run scripts/fetch-model")
@@ -117,7 +126,7 @@ enum TestPaths {
     }
 
     /// The model file's sha256 as the fixtures record it.
-    static func modelSHA256() throws -> String {
+    public static func modelSHA256() throws -> String {
         let directory = ProcessInfo.processInfo.environment["HYPERION_FIXTURES"]
             .map { URL(fileURLWithPath: $0) } ?? packageRoot.deletingLastPathComponent().appendingPathComponent("shared/fixtures")
         let text = try String(contentsOf: directory.appendingPathComponent("smollm2-reference.json"), encoding: .utf8)
@@ -127,14 +136,15 @@ enum TestPaths {
         return sha
     }
 
-    struct Missing: Error, CustomStringConvertible {
-        let description: String
+    public struct Missing: Error, CustomStringConvertible {
+        public let description: String
+        public init(description: String) { self.description = description }
     }
 }
 
 /// A virtual host of the private test broker for one test: created with full rights for the
 /// test URL's user, deleted at the end. Missing configuration fails the test, never skips it.
-struct TestVirtualHost {
+public struct TestVirtualHost {
     struct NotConfigured: Error, CustomStringConvertible {
         let variable: String
         var description: String {
@@ -144,11 +154,11 @@ struct TestVirtualHost {
         }
     }
 
-    let name: String
-    let url: AMQPURL
+    public let name: String
+    public let url: AMQPURL
     private let node: String
 
-    static func create() async throws -> TestVirtualHost {
+    public static func create(prefix: String = "test") async throws -> TestVirtualHost {
         let environment = ProcessInfo.processInfo.environment
         guard let text = environment["HYPERION_TEST_AMQP_URL"], !text.isEmpty else {
             throw NotConfigured(variable: "HYPERION_TEST_AMQP_URL")
@@ -157,7 +167,7 @@ struct TestVirtualHost {
             throw NotConfigured(variable: "HYPERION_TEST_RABBITMQ_NODE")
         }
         var url = try AMQPURL(text)
-        let name = "test-planner-\(UInt32.random(in: 0...UInt32.max))"
+        let name = "\(prefix)-\(UInt32.random(in: 0...UInt32.max))"
         url.virtualHost = name
         let host = TestVirtualHost(name: name, url: url, node: node)
         try await host.rabbitmqctl(["add_vhost", name])
@@ -166,29 +176,29 @@ struct TestVirtualHost {
     }
 
     /// The URL with its password, as the planner reads it from HYPERION_AMQP_URL.
-    var urlText: String {
+    public var urlText: String {
         func encoded(_ text: String) -> String {
             text.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? text
         }
         return "amqp://\(encoded(url.user)):\(encoded(url.password))@\(url.host):\(url.port)/\(encoded(name))"
     }
 
-    func delete() async {
+    public func delete() async {
         try? await rabbitmqctl(["delete_vhost", name])
     }
 
-    func closeAllConnections() async throws {
+    public func closeAllConnections() async throws {
         try await rabbitmqctl(["close_all_connections", "-p", name, "test: connection closed on purpose"])
     }
 
-    func connect(_ label: String) async throws -> AMQPConnection {
+    public func connect(_ label: String) async throws -> AMQPConnection {
         try await AMQPConnection.connect(
             to: url,
             configuration: AMQPConnectionConfiguration(
                 connectionName: "test-\(label)", heartbeatSeconds: 10, reconnect: .init(maxDelaySeconds: 0.5)))
     }
 
-    func rabbitmqctl(_ arguments: [String]) async throws {
+    public func rabbitmqctl(_ arguments: [String]) async throws {
         let process = Process()
         let root = URL(fileURLWithPath: "/usr/sbin/rabbitmqctl")
         process.executableURL = getuid() == 0 ? root : URL(fileURLWithPath: "/usr/lib/rabbitmq/bin/rabbitmqctl")
@@ -204,11 +214,11 @@ struct TestVirtualHost {
 }
 
 /// Messages a queue received, kept for the test to wait on.
-final class Inbox: Sendable {
+public final class Inbox: Sendable {
     private let messages = Locked<[AMQPDelivery]>([])
 
     /// Consumes `queue` on `connection` into the inbox (auto-ack).
-    init(queue: String, on connection: AMQPConnection) async throws {
+    public init(queue: String, on connection: AMQPConnection) async throws {
         let consumer = try await connection.consume(queue: queue, noAck: true)
         let messages = messages
         Task {
@@ -218,69 +228,19 @@ final class Inbox: Sendable {
         }
     }
 
-    var all: [AMQPDelivery] { messages.withLock { $0 } }
+    public var all: [AMQPDelivery] { messages.withLock { $0 } }
 
     /// Waits for a message satisfying `predicate`.
-    func first(timeoutSeconds: Double = 10, where predicate: @escaping @Sendable (AMQPDelivery) -> Bool) async -> AMQPDelivery? {
+    public func first(timeoutSeconds: Double = 10, where predicate: @escaping @Sendable (AMQPDelivery) -> Bool) async -> AMQPDelivery? {
         await eventually(timeoutSeconds: timeoutSeconds) { self.messages.withLock { $0.first(where: predicate) } }
     }
 }
 
-/// A fake stage worker's heartbeats, published every `intervalSeconds` until `stop()`; the
-/// test changes speeds while it runs.
-final class FakeWorkers: Sendable {
-    struct Node: Sendable {
-        var id: String
-        var tier: String
-        var speed: Double = 1
-        var planVersion: Int64?
-    }
-
-    private let nodes: Locked<[Node]>
-    private let task = Locked<Task<Void, Never>?>(nil)
-
-    init(_ nodes: [Node], on connection: AMQPConnection, intervalSeconds: Double) {
-        self.nodes = Locked(nodes)
-        let instance = UUID().uuidString
-        let task = Task { [self] in
-            while !Task.isCancelled {
-                for node in self.nodes.withLock({ $0 }) {
-                    let telemetry = Telemetry(
-                        node: node.id, instance: instance, tier: node.tier, planVersion: node.planVersion, state: .serving,
-                        nominal: .init(flops: 4e9, memoryBandwidthBytesPerSecond: 5e9, memoryBytes: 1e9), kvFreeBytes: 1e8,
-                        queueDepth: 0, activeSequences: 0, busyFraction: 0, speed: node.speed, tokensPerSecond: 0,
-                        modelSHA256: nil, timestamp: Date().timeIntervalSince1970)
-                    try? await connection.publish(
-                        AMQPMessage(body: encodeMessage(telemetry), properties: AMQPProperties(contentType: Names.ContentType.json)),
-                        exchange: Names.Exchange.telemetry, routingKey: Names.RoutingKey.workerTelemetry(tier: node.tier, node: node.id))
-                }
-                try? await Task.sleep(for: .seconds(intervalSeconds))
-            }
-        }
-        self.task.withLock { $0 = task }
-    }
-
-    /// The three nodes of examples/local-topology.json.
-    static let localNodes = [Node(id: "edge-1", tier: "edge"), Node(id: "fog-1", tier: "fog"), Node(id: "cloud-1", tier: "cloud")]
-
-    func setSpeed(_ speed: Double, of id: String) {
-        nodes.withLock { nodes in
-            for index in nodes.indices where nodes[index].id == id { nodes[index].speed = speed }
-        }
-    }
-
-    func add(_ node: Node) { nodes.withLock { $0.append(node) } }
-
-    func stop() { task.withLock { $0?.cancel() } }
-
-    deinit { stop() }
-}
-
 /// A value shared between a test and the tasks and handlers it starts.
-final class Locked<Value: Sendable>: Sendable {
+public final class Locked<Value: Sendable>: Sendable {
     private let storage: Mutex<Value>
 
-    init(_ value: Value) { storage = Mutex(value) }
+    public init(_ value: Value) { storage = Mutex(value) }
 
-    func withLock<Result: Sendable>(_ body: (inout Value) -> Result) -> Result { storage.withLock { body(&$0) } }
+    public func withLock<Result: Sendable>(_ body: (inout Value) -> Result) -> Result { storage.withLock { body(&$0) } }
 }

@@ -1,0 +1,81 @@
+import ArgumentParser
+import Scheduling
+import ServiceSupport
+
+/// `scheduler`: admits requests from `hyperion.ingress` and drives every step of them (DESIGN.md §7–8).
+@main
+struct SchedulerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "scheduler",
+        abstract: "Admit requests from hyperion.ingress, route them across the tiers and drive their steps.",
+        discussion: """
+            The scheduler takes up to --max-in-flight requests at a time from the durable ingress queue,
+            tokenises them with the model's tokenizer, picks one node per stage (ARTS by default) from live
+            heartbeats and queue depths, sends the prefill chunks and then one decode step per token, streams
+            tokens to the client's reply_to and finishes with one result. Every flag defaults to its
+            HYPERION_* variable.
+
+            Example: scheduler --routing arts --max-in-flight 16
+            """)
+
+    @Option(help: "Broker URL (HYPERION_AMQP_URL; else .run/amqp_url; else a local broker).")
+    var amqpURL: String = ProcessEnvironment.amqpURL()
+
+    @Option(help: "Scheduler id [A-Za-z0-9_-] (HYPERION_NODE_ID; default <hostname>-<random>).")
+    var id: String = ProcessEnvironment.string("HYPERION_NODE_ID") ?? ProcessEnvironment.defaultNodeID()
+
+    @Option(help: "Routing policy: arts, round-robin or heft (HYPERION_ROUTING).")
+    var routing: String = ProcessEnvironment.string("HYPERION_ROUTING") ?? "arts"
+
+    @Option(help: "Requests held at once: the ingress prefetch (HYPERION_MAX_IN_FLIGHT).")
+    var maxInFlight: Int = ProcessEnvironment.string("HYPERION_MAX_IN_FLIGHT").flatMap { Int($0) } ?? 8
+
+    @Option(help: "GGUF model file, for its tokenizer and context window (HYPERION_MODEL).")
+    var model: String = ProcessEnvironment.string("HYPERION_MODEL") ?? "models/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+    @Option(help: "Longest request in seconds; also the default deadline_s.")
+    var maxDeadlineSeconds: Double = 600
+
+    @Option(help: "Largest max_tokens accepted.")
+    var maxOutputTokens: Int = 4096
+
+    @Option(help: "Largest request body in bytes.")
+    var maxRequestBytes: Int = 1 << 20
+
+    @Option(help: "Seconds without a step's result before its attempt fails over to another route.")
+    var stepTimeoutSeconds: Double = 30
+
+    @Option(help: "Attempts per request before it ends with an error.")
+    var maxAttempts: Int = 4
+
+    @Option(help: "Seconds between heartbeats (workers are out after three missed).")
+    var heartbeatSeconds: Double = 1
+
+    mutating func validate() throws {
+        guard !id.isEmpty, ProcessEnvironment.sanitizedID(id) == id else { throw ValidationError("--id: '\(id)' may use only letters, digits, - and _") }
+        guard RoutingPolicy(rawValue: routing) != nil else {
+            throw ValidationError("--routing: unknown policy '\(routing)' (known: arts, round-robin, heft)")
+        }
+        guard (1...65_535).contains(maxInFlight) else { throw ValidationError("--max-in-flight: expected an integer in 1...65535") }
+        guard maxDeadlineSeconds > 0 else { throw ValidationError("--max-deadline-seconds: expected a number > 0") }
+        guard maxOutputTokens >= 1 else { throw ValidationError("--max-output-tokens: expected an integer >= 1") }
+        guard stepTimeoutSeconds > 0 else { throw ValidationError("--step-timeout-seconds: expected a number > 0") }
+        guard maxAttempts >= 1 else { throw ValidationError("--max-attempts: expected an integer >= 1") }
+        guard heartbeatSeconds > 0 else { throw ValidationError("--heartbeat-seconds: expected a number > 0") }
+    }
+
+    func run() async throws {
+        ProcessEnvironment.bootstrapLogging()
+        let settings = SchedulerServiceSettings(
+            amqpURL: amqpURL, id: id, routing: RoutingPolicy(rawValue: routing) ?? .arts, maxInFlight: maxInFlight,
+            modelPath: model, maxDeadlineSeconds: maxDeadlineSeconds, maxOutputTokens: maxOutputTokens,
+            maxRequestBytes: maxRequestBytes, stepTimeoutSeconds: stepTimeoutSeconds, maxAttempts: maxAttempts,
+            heartbeatSeconds: heartbeatSeconds)
+        do {
+            try await SchedulerService(settings: settings).run()
+        } catch {
+            printError("scheduler \(id): \(error)")
+            throw ExitCode.failure
+        }
+    }
+}
