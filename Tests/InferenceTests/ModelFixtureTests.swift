@@ -67,4 +67,25 @@ struct ModelFixtureTests {
             #expect(worst <= 2.5, "\(prompt.name): largest logit difference \(worst)")
         }
     }
+
+    @Test("free-running greedy generation reproduces the robust prompts' tokens", arguments: ActivationPrecision.allCases)
+    func robustGreedy(precision: ActivationPrecision) throws {
+        let fixture = try ReferenceFixture.load()
+        let model = try Self.model.get()
+        let robust = fixture.prompts.filter { $0.name.contains("_robust_") }
+        #expect(!robust.isEmpty)
+        for prompt in robust {
+            let executor = try BlockRangeExecutor(model: model, options: ExecutionOptions(threads: 2, precision: precision))
+            let id = KVCacheID(key: prompt.name, attempt: 0)
+            var logits = try executor.run(Step(cache: id, startPosition: 0, input: .tokens(prompt.promptTokens)))
+            var generated: [Int32] = []
+            for i in 0..<prompt.greedyTokens.count {
+                let position = prompt.promptTokens.count + i
+                let token = Sampler.sample(logits.row(0), parameters: .greedy, position: position).token
+                generated.append(token)
+                logits = try executor.run(Step(cache: id, startPosition: position, input: .tokens([token])))
+            }
+            #expect(generated == prompt.greedyTokens, "\(prompt.name)")
+        }
+    }
 }
