@@ -14,7 +14,8 @@ public enum ActivationPrecision: String, Sendable, CaseIterable {
 ///
 /// For the `int8` path each row is cut into 32-value blocks, each stored as 32 integers in
 /// −127...127 (widened to 16 bits so products map onto 16-bit multiply-add instructions), its
-/// scale `d`, and `d·Σq` (needed by Q4_1's offset term).
+/// scale `d`, and `d·Σq` (needed by the offset term of Q4_1 and Q4_K). Scales and sums are stored
+/// block-major (`[block][row]`) so a tile of rows reads them as one vector.
 final class PreparedInput {
     private(set) var rows = 0
     private(set) var columns = 0
@@ -40,8 +41,8 @@ final class PreparedInput {
             for b in 0..<blocks {
                 let offset = r * columns + b * 32
                 let (scale, sum) = ActivationQuantizer.quantizeBlock(x + offset, into: q + offset)
-                d[r * blocks + b] = scale
-                s[r * blocks + b] = sum
+                d[b * rows + r] = scale
+                s[b * rows + r] = sum
             }
         }
     }
@@ -187,11 +188,27 @@ enum MatMul {
     /// Rows processed together so their weights stay in L1 while a tile of tokens passes over them.
     static let rowChunk = 16
 
-    /// The integer kernel for one 32-value block format. Each (row, token) element accumulates, over
-    /// blocks in order, `Float(Σ w·x)·(d_w·d_x)` in four lanes and (Q4_1) `m_w·(d_x·Σx)` in a
-    /// scalar, then reduces them in a fixed order. Tokens go in tiles of four sharing one decode of
-    /// each weight block; a leftover token runs the same per-element sequence alone, so the result
-    /// never depends on the tile a token landed in.
+    /// The exact integer total of a block's four lane sums (any order gives the same integer).
+    @inline(__always)
+    static func total(_ v: SIMD4<Int32>) -> Int32 { (v[0] &+ v[2]) &+ (v[1] &+ v[3]) }
+
+    /// The exact totals of four tokens' lane sums, one token per lane.
+    @inline(__always)
+    static func totals(_ a: SIMD4<Int32>, _ b: SIMD4<Int32>, _ c: SIMD4<Int32>, _ d: SIMD4<Int32>) -> SIMD4<Int32> {
+        let ab = SIMD4(lowHalf: a.lowHalf &+ a.highHalf, highHalf: b.lowHalf &+ b.highHalf)
+        let cd = SIMD4(lowHalf: c.lowHalf &+ c.highHalf, highHalf: d.lowHalf &+ d.highHalf)
+        return SIMD4(lowHalf: ab.evenHalf, highHalf: cd.evenHalf) &+ SIMD4(lowHalf: ab.oddHalf, highHalf: cd.oddHalf)
+    }
+
+    /// The integer kernel for one block format.
+    ///
+    /// Each (row, token) element runs one fixed sequence: for every 32-value block in order, the
+    /// exact integer Σ w·x (a 32-bit integer, whatever the vector width that computed it), then
+    /// `acc += Float(Σ)·(d_w·d_x)` and, with an offset, `off += m_w·(d_x·Σx)`; the result is
+    /// `acc + off`. Four tokens share one decode of each weight block and keep their `acc`/`off`
+    /// in the lanes of a vector, where each lane performs exactly the scalar operations of a
+    /// token run alone. Hence results are bit-identical whatever the batch, tile, thread count or
+    /// SIMD width of the build.
     @inline(__always)
     static func int8Product<Format: Int8BlockFormat>(
         _: Format.Type, _ w: WeightMatrix, _ x: PreparedInput, _ rowRange: Range<Int>,
@@ -201,65 +218,74 @@ enum MatMul {
         let blocks = n / 32
         let tokens = x.rows
         let codes = UnsafeRawPointer(x.codes.pointer)
-        let xd = UnsafePointer(x.scales.pointer)
-        let xs = UnsafePointer(x.sums.pointer)
+        let scales = UnsafeRawPointer(x.scales.pointer)
+        let sums = UnsafeRawPointer(x.sums.pointer)
         let half = Half.table
-        let rowStride = n * 2
-
-        @inline(__always)
-        func accumulate(
-            _ block: DecodedBlock, _ t: Int, _ b: Int, _ lanes: inout SIMD4<Float>, _ offset: inout Float
-        ) {
-            let x = codes + t * rowStride + b * 64
-            let dx = xd[t * blocks + b]
-            if Format.hasTwoScales {
-                let (first, second) = halfBlockDots(block, x)
-                lanes += SIMD4<Float>(first) * (block.d * dx)
-                lanes += SIMD4<Float>(second) * (block.d2 * dx)
-            } else {
-                lanes += SIMD4<Float>(blockDot(block, x)) * (block.d * dx)
-            }
-            if Format.hasOffset { offset += block.m * xs[t * blocks + b] }
-        }
+        let rowBytes = n &* 2
 
         var chunkStart = rowRange.lowerBound
         while chunkStart < rowRange.upperBound {
             let chunkEnd = min(chunkStart + rowChunk, rowRange.upperBound)
             var t = 0
             while t + 4 <= tokens {
+                let x0 = codes + t &* rowBytes
+                let x1 = x0 + rowBytes
+                let x2 = x1 + rowBytes
+                let x3 = x2 + rowBytes
                 for j in chunkStart..<chunkEnd {
                     let row = w.row(j)
-                    var l0 = SIMD4<Float>()
-                    var l1 = SIMD4<Float>()
-                    var l2 = SIMD4<Float>()
-                    var l3 = SIMD4<Float>()
-                    var o0: Float = 0
-                    var o1: Float = 0
-                    var o2: Float = 0
-                    var o3: Float = 0
+                    var acc = SIMD4<Float>()
+                    var off = SIMD4<Float>()
                     for b in 0..<blocks {
                         let block = Format.decode(row, b, half)
-                        accumulate(block, t, b, &l0, &o0)
-                        accumulate(block, t + 1, b, &l1, &o1)
-                        accumulate(block, t + 2, b, &l2, &o2)
-                        accumulate(block, t + 3, b, &l3, &o3)
+                        let blockOffset = b &* 64
+                        let dx = scales.loadUnaligned(fromByteOffset: (b &* tokens &+ t) &* 4, as: SIMD4<Float>.self)
+                        if Format.hasTwoScales {
+                            let a0 = halfBlockDots(block, x0 + blockOffset)
+                            let a1 = halfBlockDots(block, x1 + blockOffset)
+                            let a2 = halfBlockDots(block, x2 + blockOffset)
+                            let a3 = halfBlockDots(block, x3 + blockOffset)
+                            acc += SIMD4<Float>(totals(a0.0, a1.0, a2.0, a3.0)) * (block.d * dx)
+                            acc += SIMD4<Float>(totals(a0.1, a1.1, a2.1, a3.1)) * (block.d2 * dx)
+                        } else {
+                            let sums4 = totals(
+                                blockDot(block, x0 + blockOffset), blockDot(block, x1 + blockOffset),
+                                blockDot(block, x2 + blockOffset), blockDot(block, x3 + blockOffset))
+                            acc += SIMD4<Float>(sums4) * (block.d * dx)
+                        }
+                        if Format.hasOffset {
+                            off += block.m * sums.loadUnaligned(fromByteOffset: (b &* tokens &+ t) &* 4, as: SIMD4<Float>.self)
+                        }
                     }
-                    out[t * outStride + j] = reduce(l0) + o0
-                    out[(t + 1) * outStride + j] = reduce(l1) + o1
-                    out[(t + 2) * outStride + j] = reduce(l2) + o2
-                    out[(t + 3) * outStride + j] = reduce(l3) + o3
+                    let result = acc + off
+                    out[t &* outStride &+ j] = result[0]
+                    out[(t &+ 1) &* outStride &+ j] = result[1]
+                    out[(t &+ 2) &* outStride &+ j] = result[2]
+                    out[(t &+ 3) &* outStride &+ j] = result[3]
                 }
                 t += 4
             }
             while t < tokens {
+                let xt = codes + t &* rowBytes
                 for j in chunkStart..<chunkEnd {
                     let row = w.row(j)
-                    var l0 = SIMD4<Float>()
-                    var o0: Float = 0
+                    var acc: Float = 0
+                    var off: Float = 0
                     for b in 0..<blocks {
-                        accumulate(Format.decode(row, b, half), t, b, &l0, &o0)
+                        let block = Format.decode(row, b, half)
+                        let dx = scales.load(fromByteOffset: (b &* tokens &+ t) &* 4, as: Float.self)
+                        if Format.hasTwoScales {
+                            let (first, second) = halfBlockDots(block, xt + b &* 64)
+                            acc += Float(total(first)) * (block.d * dx)
+                            acc += Float(total(second)) * (block.d2 * dx)
+                        } else {
+                            acc += Float(total(blockDot(block, xt + b &* 64))) * (block.d * dx)
+                        }
+                        if Format.hasOffset {
+                            off += block.m * sums.load(fromByteOffset: (b &* tokens &+ t) &* 4, as: Float.self)
+                        }
                     }
-                    out[t * outStride + j] = reduce(l0) + o0
+                    out[t &* outStride &+ j] = acc + off
                 }
                 t += 1
             }
