@@ -70,10 +70,11 @@ enum ActivationQuantizer {
 /// Matrix products `out[t][j] = W[j] · x[t]` on quantized weights.
 ///
 /// Determinism: every output element is produced by one fixed sequence of operations that depends
-/// only on its weight row and its activation row: blocks in ascending order into per-lane
-/// accumulators, then a fixed reduction. Token tiling, row ranges and threads only decide *when* an
-/// element is computed, never *how*; so results are bit-identical across batch composition, thread
-/// count and chunking.
+/// only on its weight row and its activation row (float path: 8 lane accumulators over the columns
+/// and a fixed lane reduction; integer path: per block, the exact integer sum, then scalar float
+/// steps). Token tiling, row ranges and threads only decide *when* an element is computed, never
+/// *how*; so results are bit-identical across batch composition, thread count and chunking — and,
+/// for the integer path, across builds with wider SIMD (`-target-cpu`), since integer sums are exact.
 enum MatMul {
     /// Tokens that share one pass over a weight row.
     static let tokenTile = 4
