@@ -2,25 +2,44 @@ import ArgumentParser
 import Foundation
 import Inference
 import JSON
+import Messages
+import ServiceSupport
 
-/// `hyperion generate --local`: the whole model in this process, no broker — the reference a
-/// pipelined run must match token for token.
-struct GenerateCommand: ParsableCommand {
+/// `hyperion generate`: through a running Hyperion (the request goes onto `hyperion.ingress`),
+/// or with `--local` the whole model in this process — the reference a pipelined run must match
+/// token for token.
+struct GenerateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "generate",
         abstract: "Generate text from a prompt.",
         discussion: """
+            By default the request goes through the running system: it is published onto \
+            hyperion.ingress (broker from --amqp-url, HYPERION_AMQP_URL or .run/amqp_url), the tokens \
+            are printed as they stream back, then the route and per-stage timings. --json prints the \
+            result object instead (text, tokens, finish_reason, usage, route, plan_version, attempts, \
+            timings).
+
             With --local, runs every block of the model in this process (no broker) and streams the \
-            text to standard output. --json prints one object instead: prompt_tokens, tokens, text, \
-            finish_reason and timings. The same seed, sampling parameters and prompt always give the \
-            same tokens, in this process or through a pipeline of stage workers.
+            text to standard output; --json prints prompt_tokens, tokens, text, finish_reason and \
+            timings. The same seed, sampling parameters and prompt always give the same tokens, in \
+            this process or through a pipeline of stage workers.
+
+            Examples:
+              hyperion generate --chat "What is the capital of France?"
+              hyperion generate --local --max-tokens 32 "The capital of France is"
             """
     )
 
     @Flag(help: "Run the whole model in this process (no broker).")
     var local = false
 
-    @Option(help: "GGUF model file (default: $HYPERION_MODEL, else models/SmolLM2-135M-Instruct.Q4_1.gguf).")
+    @Option(help: "Broker URL, without --local (default: HYPERION_AMQP_URL, else .run/amqp_url, else a local broker).")
+    var amqpURL: String?
+
+    @Option(help: "Seconds to wait for the result, without --local.")
+    var timeout = 600.0
+
+    @Option(help: "GGUF model file, with --local (default: $HYPERION_MODEL, else models/SmolLM2-135M-Instruct.Q4_1.gguf).")
     var model: String?
 
     @Option(help: "Most tokens to generate.")
@@ -63,8 +82,12 @@ struct GenerateCommand: ParsableCommand {
     var prompt: String?
 
     func validate() throws {
-        guard local else {
-            throw ValidationError("only --local generation is available from this command; pass --local")
+        if !local {
+            guard maxTokens >= 1 else { throw ValidationError("--max-tokens must be ≥ 1 through the broker, got \(maxTokens)") }
+            guard !ignoreEos else { throw ValidationError("--ignore-eos is available only with --local") }
+            guard threads == nil, precision == "int8" else {
+                throw ValidationError("--threads and --precision set how this process computes: use them with --local")
+            }
         }
         guard maxTokens >= 0 else { throw ValidationError("--max-tokens must be ≥ 0, got \(maxTokens)") }
         guard temperature >= 0 else { throw ValidationError("--temperature must be ≥ 0, got \(temperature)") }
@@ -79,7 +102,56 @@ struct GenerateCommand: ParsableCommand {
         if let threads, threads < 1 { throw ValidationError("--threads must be ≥ 1, got \(threads)") }
     }
 
-    func run() throws {
+    func run() async throws {
+        if local {
+            try runLocal()
+        } else {
+            try await runRemote()
+        }
+    }
+
+    /// Through the running system, as any client would.
+    private func runRemote() async throws {
+        let input: InferenceRequest.Input
+        if let tokens {
+            input = .tokens(try tokens.split(separator: ",").map { field in
+                guard let id = Int32(field.trimmingCharacters(in: .whitespaces)) else {
+                    throw ValidationError("--tokens: \"\(field)\" is not a token id")
+                }
+                return id
+            })
+        } else if chat {
+            input = .messages([ChatMessage(role: "user", content: prompt ?? "")])
+        } else {
+            input = .prompt(prompt ?? "")
+        }
+        let request = InferenceRequest(
+            id: nil, input: input, maxTokens: maxTokens, temperature: temperature, topP: topP, topK: topK, seed: seed,
+            stop: stop.isEmpty ? nil : stop, stream: !json)
+        let client = RemoteGeneration(amqpURL: amqpURL ?? ProcessEnvironment.amqpURL(), request: request, timeoutSeconds: timeout)
+        let result: ResultReply
+        do {
+            result = try await client.run { token in
+                FileHandle.standardOutput.write(Data(token.text.utf8))
+            }
+        } catch {
+            printError("hyperion generate: \(error)")
+            throw ExitCode.failure
+        }
+        if json {
+            print((try? JSONCoding.encode(result)) ?? "{}")
+            return
+        }
+        print("")
+        let stages = result.timings.stages.map { "\($0.node) \(Int($0.computeSeconds * 1000)) ms" }.joined(separator: ", ")
+        printError(
+            "[\(result.usage.promptTokens) prompt tokens, \(result.usage.completionTokens) generated, finish \(result.finishReason.rawValue); "
+                + "route \(result.route.joined(separator: " → ")); time to first token \(Int(result.timings.timeToFirstTokenSeconds * 1000)) ms, "
+                + "total \(Int(result.timings.totalSeconds * 1000)) ms; compute \(stages); attempts \(result.attempts)]")
+    }
+
+    /// The whole model in this process.
+    private func runLocal() throws {
         let clock = ContinuousClock()
         let started = clock.now
         let path = ModelLocation.resolve(model)
