@@ -55,7 +55,7 @@ struct BenchInferenceCommand: ParsableCommand {
         do {
             file = try GGUFFile(path: path)
         } catch {
-            throw ValidationError("cannot open the model at \(path): \(error)\n(run scripts/fetch-model, or pass --model)")
+            throw BenchInferenceFailure("cannot open the model at \(path): \(error)\n(run scripts/fetch-model, or pass --model)")
         }
         let transformer = try TransformerModel(file: file)
         let reference = try loadFixture()
@@ -156,16 +156,22 @@ struct BenchInferenceCommand: ParsableCommand {
             "../shared/fixtures/smollm2-reference.json",
         ].compactMap { $0 }
         guard let path = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) else {
-            throw ValidationError("no reference fixture found (tried \(candidates.joined(separator: ", "))); pass --fixture")
+            throw BenchInferenceFailure("no reference fixture found (tried \(candidates.joined(separator: ", "))); pass --fixture")
         }
         let root = try JSONValue.parse(String(contentsOfFile: path, encoding: .utf8))
         let tokens = root["prompts"]?["plain_long_history"]?["prompt_tokens"]?.arrayValue?.compactMap(\.intValue) ?? []
         guard !tokens.isEmpty else {
-            throw ValidationError("\(path): prompts.plain_long_history.prompt_tokens is missing")
+            throw BenchInferenceFailure("\(path): prompts.plain_long_history.prompt_tokens is missing")
         }
         return Reference(
             prompt: tokens.map { Int32($0) },
             prefillTokensPerSecond: root["reference_speed"]?["prompt_tokens_per_s"]?.doubleValue ?? 0,
             decodeTokensPerSecond: root["reference_speed"]?["decode_tokens_per_s"]?.doubleValue ?? 0)
     }
+}
+
+/// A failure while running (not a usage mistake), printed without the usage text.
+private struct BenchInferenceFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }

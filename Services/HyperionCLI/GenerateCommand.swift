@@ -159,7 +159,7 @@ struct GenerateCommand: AsyncParsableCommand {
         do {
             file = try GGUFFile(path: path)
         } catch {
-            throw ValidationError("cannot open the model at \(path): \(error)\n(run scripts/fetch-model, or pass --model)")
+            throw GenerateFailure("cannot open the model at \(path): \(error)\n(run scripts/fetch-model, or pass --model)")
         }
         let transformer = try TransformerModel(file: file)
         let tokenizer = try Tokenizer(gguf: file)
@@ -172,7 +172,7 @@ struct GenerateCommand: AsyncParsableCommand {
         if let tokens {
             promptTokens = try tokens.split(separator: ",").map { field in
                 guard let id = Int32(field.trimmingCharacters(in: .whitespaces)) else {
-                    throw ValidationError("--tokens: \"\(field)\" is not a token id")
+                    throw GenerateFailure("--tokens: \"\(field)\" is not a token id")
                 }
                 return id
             }
@@ -249,4 +249,10 @@ extension Duration {
         let (s, attoseconds) = components
         return Double(s) + Double(attoseconds) * 1e-18
     }
+}
+
+/// A failure while running (not a usage mistake), printed without the usage text.
+private struct GenerateFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }
