@@ -113,8 +113,9 @@ if [ "$up_status" = 0 ]; then
     check "scripts/up prints what runs where (worker-edge-2 listed)" $?
     # Concurrent requests: ARTS counts what it has just routed to a node as that node's backlog.
     requests=10
+    client_url=$(cat "$run_dir/amqp_url" 2>/dev/null)
     for ((i = 0; i < requests; i++)); do
-        "$bin/hyperion" generate --chat --json --max-tokens 8 --timeout 120 "Name a colour ($i)." \
+        HYPERION_AMQP_URL=$client_url "$bin/hyperion" generate --chat --json --max-tokens 8 --timeout 120 "Name a colour ($i)." \
             >"$scratch/result-$i.json" 2>"$scratch/result-$i.err" &
     done
     wait
