@@ -15,7 +15,9 @@ struct BenchInferenceCommand: ParsableCommand {
             Ratios compare with the fixture's reference_speed (llama.cpp 0.3.36 built native, 2 \
             threads, this machine kind: 240.7 prompt tok/s, 89.8 decode tok/s) — the fixture's \
             figures, not a run on this machine. Targets: decode ≥ 0.7×, prefill ≥ 0.5× at 2 \
-            threads, B=16 ≥ 4× B=1.
+            threads, B=16 ≥ 4× B=1. The default build is portable x86-64 (SSE2); to measure a wider \
+            CPU, build with `swift build -c release -Xswiftc -target-cpu -Xswiftc znver4` (any LLVM CPU \
+            name) — the integer kernels give bit-identical results in both builds.
             """
     )
 

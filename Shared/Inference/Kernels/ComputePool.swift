@@ -132,7 +132,7 @@ private final class PoolState: @unchecked Sendable {
         var spins = 0
         while remaining.load(ordering: .sequentiallyConsistent) > 0 || active.load(ordering: .sequentiallyConsistent) > 0 {
             spins += 1
-            if spins > 2_000 { sched_yield() }
+            if spins > 200_000 { sched_yield() }
         }
         pthread_mutex_lock(&mutex)
         job = nil
