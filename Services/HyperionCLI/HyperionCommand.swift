@@ -54,6 +54,7 @@ struct BenchCommand: AsyncParsableCommand {
             BenchAMQPCommand.self,
             BenchSimulateCommand.self,
             BenchInferenceCommand.self,
+            BenchPipelineCommand.self,
         ]
     )
 }
