@@ -39,6 +39,9 @@ struct GenerateCommand: AsyncParsableCommand {
     @Option(help: "Seconds to wait for the result, without --local.")
     var timeout = 600.0
 
+    @Option(help: "Also write the result object (JSON) to this file, without --local; tokens still stream.")
+    var saveResult: String?
+
     @Option(help: "GGUF model file, with --local (default: $HYPERION_MODEL, else models/SmolLM2-135M-Instruct.Q4_1.gguf).")
     var model: String?
 
@@ -88,6 +91,8 @@ struct GenerateCommand: AsyncParsableCommand {
             guard threads == nil, precision == "int8" else {
                 throw ValidationError("--threads and --precision set how this process computes: use them with --local")
             }
+        } else if saveResult != nil {
+            throw ValidationError("--save-result is for requests through the broker; with --local use --json")
         }
         guard maxTokens >= 0 else { throw ValidationError("--max-tokens must be ≥ 0, got \(maxTokens)") }
         guard temperature >= 0 else { throw ValidationError("--temperature must be ≥ 0, got \(temperature)") }
@@ -138,8 +143,17 @@ struct GenerateCommand: AsyncParsableCommand {
             printError("hyperion generate: \(error)")
             throw ExitCode.failure
         }
+        let resultJSON = (try? JSONCoding.encode(result)) ?? "{}"
+        if let saveResult {
+            do {
+                try (resultJSON + "\n").write(toFile: saveResult, atomically: true, encoding: .utf8)
+            } catch {
+                printError("hyperion generate: cannot write --save-result \(saveResult): \(error)")
+                throw ExitCode.failure
+            }
+        }
         if json {
-            print((try? JSONCoding.encode(result)) ?? "{}")
+            print(resultJSON)
             return
         }
         print("")
