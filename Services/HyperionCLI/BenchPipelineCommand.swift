@@ -119,7 +119,8 @@ struct BenchPipelineCommand: AsyncParsableCommand {
 
         let registry = ChildRegistry()
         let signals = TerminationSignals { _ in
-            registry.terminateAll()
+            printError("interrupted: stopping the scheduler, then the workers and the planner")
+            registry.interrupt()
             Foundation.exit(130)
         }
         defer { signals.cancel() }
@@ -143,8 +144,10 @@ struct BenchPipelineCommand: AsyncParsableCommand {
                 throw ExitCode.failure
             }
             do {
-                rows.append(try await measure(cluster: cluster, baseline: baseline, promptTokens: promptTokens, on: connection))
+                rows.append(try await measure(cluster: cluster, baseline: baseline, promptTokens: promptTokens, on: connection, registry: registry))
             } catch {
+                // An interrupt stops the processes under the request; its handler ends the run.
+                while registry.isInterrupted { try? await Task.sleep(for: .seconds(1)) }
                 printError("\(stageCount) stages: \(error)\nlogs:\n\(cluster.logTails())\n(logs kept in \(directory.path))")
                 await cluster.stop()
                 throw ExitCode.failure
@@ -168,24 +171,25 @@ struct BenchPipelineCommand: AsyncParsableCommand {
     /// (its stage compute is subtracted) and the measured request. Alternating the local and the
     /// pipelined runs lets load from elsewhere on the machine hit both alike.
     private func measure(
-        cluster: PipelineBenchCluster, baseline: LocalBaseline, promptTokens: [Int32], on connection: AMQPConnection
+        cluster: PipelineBenchCluster, baseline: LocalBaseline, promptTokens: [Int32], on connection: AMQPConnection,
+        registry: ChildRegistry
     ) async throws -> PipelineRow {
         let stageCount = cluster.stageCount
         let label = "\(stageCount) stage\(stageCount == 1 ? "" : "s")"
         // Let the scheduler hear every worker's heartbeat before the first request.
         try await Task.sleep(for: .seconds(1.5))
         progress("\(label): serving; warm-up request")
-        _ = try await send(request(id: "bench-\(stageCount)-warm-up", promptTokens: promptTokens, maxTokens: 4), on: connection, cluster: cluster)
+        _ = try await send(request(id: "bench-\(stageCount)-warm-up", promptTokens: promptTokens, maxTokens: 4), on: connection, cluster: cluster, registry: registry)
         var runs: [PipelineRun] = []
         var localRuns: [LocalRun] = []
         for index in 0..<repeats {
             let local = try await baseline.generate(promptTokens: promptTokens, decodeTokens: decodeTokens)
             localRuns.append(local)
             let probe = try await send(
-                request(id: "bench-\(stageCount)-prefill-\(index)", promptTokens: promptTokens, maxTokens: 1), on: connection, cluster: cluster)
+                request(id: "bench-\(stageCount)-prefill-\(index)", promptTokens: promptTokens, maxTokens: 1), on: connection, cluster: cluster, registry: registry)
             let measured = try await send(
-                request(id: "bench-\(stageCount)-run-\(index)", promptTokens: promptTokens, maxTokens: decodeTokens), on: connection, cluster: cluster)
-            let run = PipelineRun(stageCount: stageCount, measured: measured, prefillComputeSeconds: probe.result.timings.stages.map(\.computeSeconds).reduce(0, +))
+                request(id: "bench-\(stageCount)-run-\(index)", promptTokens: promptTokens, maxTokens: decodeTokens), on: connection, cluster: cluster, registry: registry)
+            let run = PipelineRun(stageCount: stageCount, measured: measured, prefill: probe.result.timings)
             runs.append(run)
             progress(
                 "\(label) round \(index + 1)/\(repeats): local TTFT \(format(local.ttftSeconds * 1000, digits: 1)) ms, \(format(local.decodeTokensPerSecond ?? 0, digits: 1)) tok/s; "
@@ -202,8 +206,12 @@ struct BenchPipelineCommand: AsyncParsableCommand {
     /// Publishes `request` onto ingress with direct reply-to on the benchmark's long-lived
     /// connection (no connection set-up inside the timed span) and timestamps every reply. Gives
     /// up when a process of `cluster` exits or after --timeout-seconds.
-    private func send(_ request: InferenceRequest, on connection: AMQPConnection, cluster: PipelineBenchCluster) async throws -> TimedReply {
+    private func send(
+        _ request: InferenceRequest, on connection: AMQPConnection, cluster: PipelineBenchCluster, registry: ChildRegistry
+    ) async throws -> TimedReply {
         let id = request.id ?? ProcessEnvironment.uuid()
+        // After an interrupt no scheduler takes requests: one published now would wait in ingress.
+        guard !registry.isInterrupted else { throw BenchFailure(description: "interrupted") }
         let replies = try await connection.consume(queue: AMQPRPCClient.directReplyQueue, prefetchCount: 0, noAck: true)
         let timeout = timeoutSeconds
         let children = cluster.children
@@ -354,6 +362,7 @@ struct BenchPipelineCommand: AsyncParsableCommand {
                     ("ttft_ms", .double(run.ttftSeconds * 1000)),
                     ("decode_tokens_per_s", .double(run.decodeTokensPerSecond)),
                     ("compute_ms_per_decode_token", .double(run.computeSecondsPerDecodeToken * 1000)),
+                    ("worker_wait_ms_per_decode_token", .double(run.workerWaitSecondsPerDecodeToken * 1000)),
                     ("hop_overhead_ms", .double(run.hopOverheadSeconds * 1000)),
                 ]))
             }
@@ -369,6 +378,7 @@ struct BenchPipelineCommand: AsyncParsableCommand {
                 ("local_decode_tokens_per_s", .double(row.localDecodeTokensPerSecond)),
                 ("ms_per_decode_token", .double(row.clientSecondsPerDecodeToken * 1000)),
                 ("compute_ms_per_decode_token", .double(row.computeSecondsPerDecodeToken * 1000)),
+                ("worker_wait_ms_per_decode_token", .double(row.workerWaitSecondsPerDecodeToken * 1000)),
                 ("hop_overhead_ms", .double(row.hopOverheadSeconds * 1000)),
                 (
                     "hop_overhead_vs_local_ms",
@@ -411,20 +421,27 @@ private struct PipelineRun {
     var decodeTokensPerSecond: Double
     var clientSecondsPerDecodeToken: Double
     var computeSecondsPerDecodeToken: Double
+    /// Time steps spent inside the workers other than computing (queued, handed between threads).
+    var workerWaitSecondsPerDecodeToken: Double
     var hopOverheadSeconds: Double
     var tokens: [Int32]
     var finishReason: Messages.FinishReason
     var route: [String]
 
-    init(stageCount: Int, measured: TimedReply, prefillComputeSeconds: Double) {
+    /// - Parameter prefill: timings of a max_tokens 1 request with the same prompt, whose stage
+    ///   times are the prefill's share of the measured request's.
+    init(stageCount: Int, measured: TimedReply, prefill: ResultReply.Timings) {
         let arrivals = measured.tokenArrivals
         let first = arrivals.first ?? measured.publishedAt
         let decodeSteps = max(1, arrivals.count - 1)
         ttftSeconds = first - measured.publishedAt
         clientSecondsPerDecodeToken = ((arrivals.last ?? first) - first) / Double(decodeSteps)
         decodeTokensPerSecond = clientSecondsPerDecodeToken > 0 ? 1 / clientSecondsPerDecodeToken : 0
-        let totalCompute = measured.result.timings.stages.map(\.computeSeconds).reduce(0, +)
-        computeSecondsPerDecodeToken = max(0, totalCompute - prefillComputeSeconds) / Double(decodeSteps)
+        let stages = measured.result.timings.stages
+        let compute = stages.map(\.computeSeconds).reduce(0, +) - prefill.stages.map(\.computeSeconds).reduce(0, +)
+        let wait = stages.map(\.waitSeconds).reduce(0, +) - prefill.stages.map(\.waitSeconds).reduce(0, +)
+        computeSecondsPerDecodeToken = max(0, compute) / Double(decodeSteps)
+        workerWaitSecondsPerDecodeToken = max(0, wait) / Double(decodeSteps)
         hopOverheadSeconds = (clientSecondsPerDecodeToken - computeSecondsPerDecodeToken) / Double(stageCount + 1)
         tokens = measured.result.tokens
         finishReason = measured.result.finishReason
@@ -448,6 +465,7 @@ private struct PipelineRow {
     var decodeTokensPerSecond: Double { median(runs.map(\.decodeTokensPerSecond)) }
     var clientSecondsPerDecodeToken: Double { median(runs.map(\.clientSecondsPerDecodeToken)) }
     var computeSecondsPerDecodeToken: Double { median(runs.map(\.computeSecondsPerDecodeToken)) }
+    var workerWaitSecondsPerDecodeToken: Double { median(runs.map(\.workerWaitSecondsPerDecodeToken)) }
     var hopOverheadSeconds: Double { median(runs.map(\.hopOverheadSeconds)) }
     var tokenCount: Int { runs.first?.tokens.count ?? 0 }
     var finishReason: String { Set(runs.map(\.finishReason.rawValue)).sorted().joined(separator: "/") }

@@ -66,12 +66,16 @@ final class PipelineBenchCluster {
         return cluster
     }
 
-    /// Stops every process (SIGTERM, then SIGKILL after `timeoutSeconds`) and waits for each.
+    /// Stops every process and waits for each: the scheduler first, so that it finishes a request
+    /// it holds (and acks it, leaving nothing in ingress) while the workers still serve; then the
+    /// workers and the planner. SIGTERM, then SIGKILL after `timeoutSeconds`.
     func stop(timeoutSeconds: Double = 15) async {
-        for child in children.reversed() { child.terminate() }
-        for child in children.reversed() {
-            await child.waitForExit(timeoutSeconds: timeoutSeconds)
-            registry.remove(child.processIdentifier)
+        for group in ChildProcess.stopGroups(children) {
+            for child in group { child.terminate() }
+            for child in group {
+                await child.waitForExit(timeoutSeconds: timeoutSeconds)
+                registry.remove(child)
+            }
         }
         children = []
     }
@@ -108,9 +112,10 @@ final class PipelineBenchCluster {
     private func launch(_ executable: String, label: String? = nil, binaries: URL, amqpURL: String, arguments: [String]) throws {
         let child = try ChildProcess(
             executable: binaries.appendingPathComponent(executable), label: label ?? executable, arguments: arguments,
-            amqpURL: amqpURL, logFile: directory.appendingPathComponent("\(stageCount)-stage-\(label ?? executable).log"))
+            amqpURL: amqpURL, logFile: directory.appendingPathComponent("\(stageCount)-stage-\(label ?? executable).log"),
+            stopsFirst: executable == "scheduler")
         children.append(child)
-        registry.add(child.processIdentifier)
+        registry.add(child)
     }
 
     private func waitUntilServing(_ beats: AMQPConsumer, timeoutSeconds: Double) async throws {
@@ -142,15 +147,18 @@ final class ChildProcess: @unchecked Sendable {
     // guards it), and the benchmark's own task alone terminates and waits.
     let label: String
     let logFile: URL
+    /// Whether it is stopped before the others (a scheduler, which needs the workers to finish).
+    let stopsFirst: Bool
     private let process: Process
 
-    init(executable: URL, label: String, arguments: [String], amqpURL: String, logFile: URL) throws {
+    init(executable: URL, label: String, arguments: [String], amqpURL: String, logFile: URL, stopsFirst: Bool) throws {
         guard FileManager.default.isExecutableFile(atPath: executable.path) else {
             throw PipelineBenchCluster.StartFailure(
                 description: "\(executable.path) not found: build every product (swift build -c release) so it sits beside hyperion")
         }
         self.label = label
         self.logFile = logFile
+        self.stopsFirst = stopsFirst
         _ = FileManager.default.createFile(atPath: logFile.path, contents: nil)
         let log = try FileHandle(forWritingTo: logFile)
         let process = Process()
@@ -171,8 +179,14 @@ final class ChildProcess: @unchecked Sendable {
     var processIdentifier: Int32 { process.processIdentifier }
     var isRunning: Bool { process.isRunning }
 
+    /// Sends SIGTERM (callable from any thread).
     func terminate() {
-        if process.isRunning { process.terminate() }
+        if process.isRunning { kill(process.processIdentifier, SIGTERM) }
+    }
+
+    /// `children` in the order they are stopped: those that stop first, then the rest.
+    static func stopGroups(_ children: [ChildProcess]) -> [[ChildProcess]] {
+        [children.filter(\.stopsFirst), children.filter { !$0.stopsFirst }].filter { !$0.isEmpty }
     }
 
     /// Waits for the exit after `terminate()`; kills the process when it outlasts `timeoutSeconds`.
@@ -193,16 +207,27 @@ final class ChildProcess: @unchecked Sendable {
     }
 }
 
-/// The process ids the benchmark has started and not yet reaped, so that an interrupt (SIGINT,
+/// The processes the benchmark has started and not yet stopped, so that an interrupt (SIGINT,
 /// SIGTERM) of `hyperion` stops them too instead of leaving them serving on the broker.
 final class ChildRegistry: Sendable {
-    private let running = Mutex<Set<Int32>>([])
+    private let running = Mutex<[ChildProcess]>([])
+    private let interruptedFlag = Mutex(false)
 
-    func add(_ pid: Int32) { running.withLock { _ = $0.insert(pid) } }
-    func remove(_ pid: Int32) { running.withLock { _ = $0.remove(pid) } }
+    func add(_ child: ChildProcess) { running.withLock { $0.append(child) } }
+    func remove(_ child: ChildProcess) { running.withLock { $0.removeAll { $0 === child } } }
 
-    /// Sends SIGTERM to every process still registered.
-    func terminateAll() {
-        for pid in running.withLock({ $0 }) { kill(pid, SIGTERM) }
+    /// Whether `interrupt()` has begun: the benchmark's own failures are then expected.
+    var isInterrupted: Bool { interruptedFlag.withLock { $0 } }
+
+    /// Stops every registered process in `ChildProcess.stopGroups` order, blocking the calling
+    /// thread (a signal handler's, never the cooperative pool's) until they exit.
+    func interrupt(timeoutSeconds: Double = 15) {
+        interruptedFlag.withLock { $0 = true }
+        for group in ChildProcess.stopGroups(running.withLock { $0 }) {
+            for child in group { child.terminate() }
+            let deadline = Clock.monotonicSeconds() + timeoutSeconds
+            while group.contains(where: \.isRunning), Clock.monotonicSeconds() < deadline { sleepThread(seconds: 0.05) }
+            for child in group where child.isRunning { kill(child.processIdentifier, SIGKILL) }
+        }
     }
 }
