@@ -15,28 +15,30 @@ struct BenchPipelineCommand: AsyncParsableCommand {
         discussion: """
             For each stage count the benchmark writes a topology of that many tiers (edge, fog, cloud, \
             figures as in examples/local-topology.json), starts partition-planner, one stage-worker per \
-            tier and one scheduler from the folder holding this hyperion binary, waits until every worker \
-            heartbeats serving, and sends the same greedy request (--prompt, else a counting prompt \
-            "1, 2, 3, …" of --prompt-tokens tokens that the model continues without stopping; the \
-            request streams and stops at --decode-tokens or an end-of-generation token, as the table's \
-            finish column shows) --repeats times through hyperion.ingress; then it stops those processes (SIGTERM) before the next stage count. The \
-            baseline is the whole model in this process (as generate --local) with the same prompt, \
-            decode count and threads, run once per round right before the pipelined request, so that \
-            load from elsewhere on the machine hits both alike; ratios compare the medians of the same \
-            rounds.
+            tier and one scheduler from the folder holding this hyperion binary, waits until every \
+            worker heartbeats serving, sends a warm-up request, then runs --repeats rounds; afterwards \
+            it stops those processes (SIGTERM, the scheduler first) before the next stage count. A \
+            round is one local generation (the whole model in this process, as generate --local), one \
+            max_tokens 1 request and the measured request, all with the same prompt, decode count and \
+            threads (workers and local alike: 1 by default), so load from elsewhere on the machine hits \
+            the local and the pipelined runs alike. Requests are greedy and streamed: --prompt, else a \
+            counting prompt "1, 2, 3, …" of --prompt-tokens tokens, which the model continues without \
+            an end-of-generation token; the finish column shows whether every run decoded all tokens.
 
             Measured at the client: TTFT = publication to the first streamed token; decode tokens/s = \
-            tokens after the first / time from the first to the last token. Hop overhead = (client time \
-            per decode token - stage compute per decode token) / (stages + 1) hops (scheduler to stage 0, \
-            stage to stage, last stage to scheduler); stage compute per decode token comes from the \
-            result's timings less those of a max_tokens 1 request with the same prompt (its prefill). \
-            Figures are medians of the repeats; --json adds every run and the overhead per hop computed \
-            against the local decode time instead (hop_overhead_vs_local_ms). Target: 3-stage decode \
-            >= 0.8x local. Other load on the machine shows up in every figure: run it on a quiet one.
+            tokens after the first / time from the first to the last token. Ratios compare with the \
+            local runs of the same rounds. Hop overhead = (client time per decode token - stage compute \
+            per decode token) / (stages + 1) hops (scheduler to stage 0, stage to stage, last stage to \
+            scheduler); stage compute per decode token is the result's timings less those of the \
+            max_tokens 1 request (the prefill). Figures are medians of the rounds; --json adds every \
+            round and the overhead per hop against the local decode time (hop_overhead_vs_local_ms). \
+            Target: 3-stage decode >= 0.8x local. Other load on the machine shows in every figure.
 
             The services use fixed broker object names, so the benchmark refuses a broker (virtual host) \
             where a scheduler or planner already consumes, or where requests wait in hyperion.ingress: \
-            give it a broker of its own (scripts/broker with HYPERION_BROKER_* set, or a fresh vhost).
+            give it one of its own (scripts/broker with HYPERION_BROKER_* set, or a fresh vhost). Service \
+            logs go to a temporary folder, kept and named when something fails. SIGINT stops every \
+            process it started.
             """)
 
     @Option(help: "Broker URL (HYPERION_AMQP_URL; else .run/amqp_url; else a local broker).")
@@ -334,6 +336,10 @@ struct BenchPipelineCommand: AsyncParsableCommand {
             ]
             print(columns.joined())
         }
+        if local.finishReason != "length" || rows.contains(where: { $0.finishReason != "length" }) {
+            print("")
+            print("note: generation stopped before \(decodeTokens) tokens (end of generation), so the decode figures rest on fewer steps; the counting prompt (no --prompt) avoids that.")
+        }
         if let three = rows.first(where: { $0.stageCount == 3 }) {
             print("")
             print("target: 3-stage decode ≥ 0.8× local: \(format(three.decodeRatio, digits: 2))× (\(three.decodeRatio >= 0.8 ? "met" : "not met"))")
@@ -489,7 +495,8 @@ private struct LocalSummary {
 
     var ttftSeconds: Double { median(runs.map(\.ttftSeconds)) }
     var decodeTokensPerSecond: Double { median(runs.compactMap(\.decodeTokensPerSecond)) }
-    var tokenCount: Int { runs.first?.tokens.count ?? 0 }
+    /// Tokens generated, counted as a result counts them (an end-of-generation token is not one).
+    var tokenCount: Int { expectedTokens.count }
     var finishReason: String { Set(runs.map(\.finishReason.rawValue)).sorted().joined(separator: "/") }
 }
 
