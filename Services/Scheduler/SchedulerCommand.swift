@@ -51,6 +51,9 @@ struct SchedulerCommand: AsyncParsableCommand {
     @Option(help: "Seconds between heartbeats (workers are out after three missed).")
     var heartbeatSeconds: Double = 1
 
+    @Option(help: "Longest wait for in-flight requests after SIGTERM; what is left is redone by another scheduler.")
+    var drainSeconds: Double = 60
+
     mutating func validate() throws {
         guard !id.isEmpty, ProcessEnvironment.sanitizedID(id) == id else { throw ValidationError("--id: '\(id)' may use only letters, digits, - and _") }
         guard RoutingPolicy(rawValue: routing) != nil else {
@@ -62,6 +65,7 @@ struct SchedulerCommand: AsyncParsableCommand {
         guard stepTimeoutSeconds > 0 else { throw ValidationError("--step-timeout-seconds: expected a number > 0") }
         guard maxAttempts >= 1 else { throw ValidationError("--max-attempts: expected an integer >= 1") }
         guard heartbeatSeconds > 0 else { throw ValidationError("--heartbeat-seconds: expected a number > 0") }
+        guard drainSeconds >= 0 else { throw ValidationError("--drain-seconds: expected a number >= 0") }
     }
 
     func run() async throws {
@@ -70,7 +74,7 @@ struct SchedulerCommand: AsyncParsableCommand {
             amqpURL: amqpURL, id: id, routing: RoutingPolicy(rawValue: routing) ?? .arts, maxInFlight: maxInFlight,
             modelPath: model, maxDeadlineSeconds: maxDeadlineSeconds, maxOutputTokens: maxOutputTokens,
             maxRequestBytes: maxRequestBytes, stepTimeoutSeconds: stepTimeoutSeconds, maxAttempts: maxAttempts,
-            heartbeatSeconds: heartbeatSeconds)
+            heartbeatSeconds: heartbeatSeconds, drainSeconds: drainSeconds)
         do {
             try await SchedulerService(settings: settings).run()
         } catch {

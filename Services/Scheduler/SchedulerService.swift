@@ -7,6 +7,7 @@ import Partitioning
 import Profiles
 import Scheduling
 import ServiceSupport
+import Synchronization
 
 /// Everything a scheduler is configured with.
 struct SchedulerServiceSettings: Sendable {
@@ -21,6 +22,8 @@ struct SchedulerServiceSettings: Sendable {
     var stepTimeoutSeconds: Double
     var maxAttempts: Int
     var heartbeatSeconds: Double
+    /// Longest wait for in-flight requests after SIGTERM; what is left is redone by another scheduler.
+    var drainSeconds: Double
 
     var eventsQueue: String { Names.Queue.scheduler(id) }
 }
@@ -65,7 +68,12 @@ final class SchedulerService: @unchecked Sendable {
     private var nodeStages: [String: (tier: String, queue: String)] = [:]
     private var depthPollRunning = false
     private var terminating = false
-    private var ingressConsumer: AMQPConsumer?
+    private var drainDeadline = Double.infinity
+    /// Requests delivered after SIGTERM: never settled, so the broker hands them to another
+    /// scheduler when this one's connection closes.
+    private var heldBack = 0
+    /// Finishing requests (result confirm, then ingress ack) still in progress.
+    private let finishing = Atomic<Int>(0)
     private var inbound: AMQPConnection?
     private var outbound: AMQPConnection?
     private var depthConnection: AMQPConnection?
@@ -131,7 +139,6 @@ final class SchedulerService: @unchecked Sendable {
         }
         Task { await self.requestPlan(on: outbound) }
         let ingress = try await inbound.consume(queue: Names.Queue.ingress, prefetchCount: UInt16(settings.maxInFlight))
-        ingressConsumer = ingress
         forward(ingress, as: LoopEvent.ingress, name: Names.Queue.ingress, to: continuation)
         startTicker(continuation)
         let signals = TerminationSignals { _ in continuation.yield(.terminate) }
@@ -141,7 +148,12 @@ final class SchedulerService: @unchecked Sendable {
         for await event in stream {
             let now = Clock.monotonicSeconds()
             switch event {
-            case .ingress(let delivery): await admit(delivery, now: now)
+            case .ingress(let delivery):
+                if terminating {
+                    heldBack += 1
+                } else {
+                    await admit(delivery, now: now)
+                }
             case .cancel(let delivery): cancel(delivery, now: now)
             case .stageEvent(let delivery): stageEvent(delivery, now: now)
             case .telemetry(let delivery): heartbeat(delivery, now: now)
@@ -155,16 +167,24 @@ final class SchedulerService: @unchecked Sendable {
                 pollDepths()
             case .terminate:
                 if !terminating {
+                    // The ingress consumer stays: cancelling it would close its channel and requeue
+                    // the requests being finished, whose acks would then be lost (served twice).
                     terminating = true
-                    logger.info("stopping: no new requests; finishing \(core.inFlight) in flight")
-                    try? await ingressConsumer?.cancel()
+                    drainDeadline = now + settings.drainSeconds
+                    logger.info("stopping: no new requests; finishing \(core.inFlight) in flight (at most \(Int(settings.drainSeconds)) s)")
                 }
             case .consumerEnded(let name):
                 if terminating { break }
                 throw SchedulerError(description: "the consumer of \(name) ended")
             }
-            if terminating && core.inFlight == 0 { break }
+            if terminating && (core.inFlight == 0 || now > drainDeadline) {
+                if core.inFlight > 0 { logger.warning("drain time is up: \(core.inFlight) requests go back to ingress for another scheduler") }
+                if heldBack > 0 { logger.info("\(heldBack) requests received while stopping go back to ingress") }
+                break
+            }
         }
+        // Let every confirmed result's ingress ack go out before the connection closes.
+        for _ in 0..<500 where finishing.load(ordering: .acquiring) > 0 { try? await Task.sleep(for: .milliseconds(20)) }
         await inbound.close()
         await outbound.close()
         await depthConnection.close()
@@ -380,7 +400,9 @@ final class SchedulerService: @unchecked Sendable {
             case .finish(let completion):
                 let delivery = ingressDeliveries.removeValue(forKey: completion.ingressTag)
                 let logger = logger
+                finishing.add(1, ordering: .relaxed)
                 Task {
+                    defer { self.finishing.subtract(1, ordering: .releasing) }
                     // The result first, confirmed; only then is the request done with (DESIGN.md §8).
                     if let replyTo = completion.replyTo {
                         let message = AMQPMessage(

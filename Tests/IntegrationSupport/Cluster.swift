@@ -78,6 +78,26 @@ public final class Cluster: @unchecked Sendable {
         return cluster
     }
 
+    /// Starts a cluster, runs `body` with it, and stops it whatever `body` does, so no process
+    /// outlives its test.
+    public static func with<T: Sendable>(
+        workers: [Worker] = localWorkers, schedulers: Int = 1, routing: String = "arts",
+        topology: String = TestPaths.localTopology, plannerArguments: [String] = [], schedulerArguments: [String] = [],
+        _ body: (Cluster) async throws -> T
+    ) async throws -> T {
+        let cluster = try await start(
+            workers: workers, schedulers: schedulers, routing: routing, topology: topology,
+            plannerArguments: plannerArguments, schedulerArguments: schedulerArguments)
+        do {
+            let value = try await body(cluster)
+            await cluster.stop()
+            return value
+        } catch {
+            await cluster.stop()
+            throw error
+        }
+    }
+
     /// The newest heartbeat of `node` that satisfies `predicate`, waiting for one.
     public func heartbeat(
         of node: String, timeoutSeconds: Double = 10, where predicate: @escaping @Sendable (Telemetry) -> Bool = { _ in true }
@@ -168,12 +188,16 @@ public final class ClientRequest: Sendable {
         replies.withLock { $0 }.compactMap { if case .token(let token) = $0 { token } else { nil } }
     }
 
+    /// How many final replies (results or errors) arrived: one, unless a request was redone.
+    public var finalReplyCount: Int {
+        replies.withLock { $0 }.filter { if case .token = $0 { false } else { true } }.count
+    }
+
     /// The final reply (result or error), waiting for it.
     public func final(timeoutSeconds: Double = 120) async -> Reply? {
         let reply = await eventually(timeoutSeconds: timeoutSeconds) {
             self.replies.withLock { $0 }.first { if case .token = $0 { false } else { true } }
         }
-        try? await consumer.cancel()
         return reply
     }
 

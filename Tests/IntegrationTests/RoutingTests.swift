@@ -30,30 +30,30 @@ struct RoutingTests {
     static func slowShare(routing: String) async throws -> (share: Double, counted: Int, logs: String) {
         let topology = try twoEdgeTopology()
         defer { try? FileManager.default.removeItem(atPath: topology) }
-        let cluster = try await Cluster.start(
+        return try await Cluster.with(
             workers: [
                 .init(tier: "edge", id: "edge-1"), .init(tier: "edge", id: "edge-2", arguments: ["--slowdown", "4"]),
                 .init(tier: "fog", id: "fog-1"), .init(tier: "cloud", id: "cloud-1"),
             ],
-            routing: routing, topology: topology)
-        defer { Task { await cluster.stop() } }
-        var sent: [(Double, ClientRequest)] = []
-        let start = Date()
-        for index in 0..<30 {
-            let request = try await ClientRequest(
-                InferenceRequest(id: "q\(index)", input: .prompt("The capital of France is"), maxTokens: 6), on: cluster.client)
-            sent.append((Date().timeIntervalSince(start), request))
-            try await Task.sleep(for: .milliseconds(400))
+            routing: routing, topology: topology) { cluster in
+            var sent: [(Double, ClientRequest)] = []
+            let start = Date()
+            for index in 0..<30 {
+                let request = try await ClientRequest(
+                    InferenceRequest(id: "q\(index)", input: .prompt("The capital of France is"), maxTokens: 6), on: cluster.client)
+                sent.append((Date().timeIntervalSince(start), request))
+                try await Task.sleep(for: .milliseconds(400))
+            }
+            var slow = 0
+            var counted = 0
+            for (at, request) in sent {
+                let result = try #require(await request.result(timeoutSeconds: 120), "no result for \(request.id)")
+                guard at >= 3 else { continue }
+                counted += 1
+                if result.route.first == "edge-2" { slow += 1 }
+            }
+            return (Double(slow) / Double(max(counted, 1)), counted, cluster.logs)
         }
-        var slow = 0
-        var counted = 0
-        for (at, request) in sent {
-            let result = try #require(await request.result(timeoutSeconds: 120), "no result for \(request.id)")
-            guard at >= 3 else { continue }
-            counted += 1
-            if result.route.first == "edge-2" { slow += 1 }
-        }
-        return (Double(slow) / Double(max(counted, 1)), counted, cluster.logs)
     }
 
     @Test("ARTS sends at most 35% of new requests to an edge node running 4x slower than it advertises")
