@@ -131,16 +131,16 @@ final class SchedulerService: @unchecked Sendable {
         ]
         for (queue, exchange, key, wrap) in subscriptions {
             try await BrokerObjects.declareSubscription(queue, to: exchange, routingKey: key, on: inbound)
-            forward(try await inbound.consume(queue: queue, prefetchCount: 256, noAck: true), as: wrap, name: queue, to: continuation)
+            EventPump.forward(try await inbound.consume(queue: queue, prefetchCount: 256, noAck: true), named: queue, into: continuation, as: wrap, ended: LoopEvent.consumerEnded)
         }
-        forward(try await inbound.consume(queue: owner, prefetchCount: 1024, noAck: true), as: LoopEvent.stageEvent, name: owner, to: continuation)
+        EventPump.forward(try await inbound.consume(queue: owner, prefetchCount: 1024, noAck: true), named: owner, into: continuation, as: LoopEvent.stageEvent, ended: LoopEvent.consumerEnded)
         Task {
             for await returned in outbound.returnedMessages { continuation.yield(.returned(returned)) }
         }
         Task { await self.requestPlan(on: outbound) }
         let ingress = try await inbound.consume(queue: Names.Queue.ingress, prefetchCount: UInt16(settings.maxInFlight))
-        forward(ingress, as: LoopEvent.ingress, name: Names.Queue.ingress, to: continuation)
-        startTicker(continuation)
+        EventPump.forward(ingress, named: Names.Queue.ingress, into: continuation, as: LoopEvent.ingress, ended: LoopEvent.consumerEnded)
+        EventPump.tick(every: 0.05, into: continuation, .tick)
         let signals = TerminationSignals { _ in continuation.yield(.terminate) }
         defer { signals.cancel() }
         logger.info("admitting up to \(settings.maxInFlight) requests at a time, routing by \(settings.routing.rawValue)")
@@ -451,30 +451,6 @@ final class SchedulerService: @unchecked Sendable {
                 if let status = try? await depthConnection.inspectQueue(queue) { depths[node] = Int(status.messageCount) }
             }
             events.yield(.depths(depths))
-        }
-    }
-
-    private func forward(
-        _ consumer: AMQPConsumer, as wrap: @escaping @Sendable (AMQPDelivery) -> LoopEvent, name: String,
-        to continuation: AsyncStream<LoopEvent>.Continuation
-    ) {
-        Task {
-            do {
-                for try await delivery in consumer { continuation.yield(wrap(delivery)) }
-            } catch {
-                continuation.yield(.consumerEnded("\(name) (\(error))"))
-                return
-            }
-            continuation.yield(.consumerEnded(name))
-        }
-    }
-
-    private func startTicker(_ continuation: AsyncStream<LoopEvent>.Continuation) {
-        Task {
-            while !Task.isCancelled {
-                try? await Task.sleep(for: .milliseconds(50))
-                continuation.yield(.tick)
-            }
         }
     }
 }

@@ -109,8 +109,8 @@ final class StageWorkerService: @unchecked Sendable {
         let planQueue = Names.Queue.subscription(owner: settings.queue, purpose: "plan")
         try await BrokerObjects.declareSubscription(planQueue, to: Names.Exchange.plan, on: inbound)
         let planConsumer = try await inbound.consume(queue: planQueue, prefetchCount: 4)
-        forward(planConsumer, as: WorkerEvent.plan, name: "plan", to: continuation)
-        startTicker(continuation)
+        EventPump.forward(planConsumer, named: "plan", into: continuation, as: WorkerEvent.plan, ended: WorkerEvent.consumerEnded)
+        EventPump.tick(every: settings.heartbeatSeconds, into: continuation, .tick)
         let signals = TerminationSignals { _ in continuation.yield(.terminate) }
         defer { signals.cancel() }
         Task { [settings] in await self.requestPlan(on: outbound, queue: settings.queue) }
@@ -263,7 +263,7 @@ final class StageWorkerService: @unchecked Sendable {
             let consumer = try await inbound.consume(
                 queue: settings.queue, prefetchCount: UInt16(clamping: settings.maxBatchSteps * 4), exclusive: true)
             stageConsumer = consumer
-            forward(consumer, as: WorkerEvent.delivery, name: settings.queue, to: events)
+            EventPump.forward(consumer, named: settings.queue, into: events, as: WorkerEvent.delivery, ended: WorkerEvent.consumerEnded)
         } catch {
             logger.critical("cannot consume \(settings.queue): \(error) (is another node running with id \(settings.nodeID)?)")
             events.yield(.consumerEnded(settings.queue))
@@ -473,30 +473,4 @@ final class StageWorkerService: @unchecked Sendable {
     }
 
     // MARK: Plumbing
-
-    private func forward(
-        _ consumer: AMQPConsumer, as wrap: @escaping @Sendable (AMQPDelivery) -> WorkerEvent, name: String,
-        to continuation: AsyncStream<WorkerEvent>.Continuation
-    ) {
-        Task {
-            do {
-                for try await delivery in consumer { continuation.yield(wrap(delivery)) }
-            } catch {
-                continuation.yield(.consumerEnded("\(name) (\(error))"))
-                return
-            }
-            continuation.yield(.consumerEnded(name))
-        }
-    }
-
-    private func startTicker(_ continuation: AsyncStream<WorkerEvent>.Continuation) {
-        let interval = settings.heartbeatSeconds
-        Task {
-            while !Task.isCancelled {
-                try? await Task.sleep(for: .seconds(interval))
-                continuation.yield(.tick)
-            }
-        }
-    }
 }
-

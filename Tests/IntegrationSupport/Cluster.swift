@@ -216,10 +216,15 @@ public func localGeneration(prompt: String, chat: Bool, maxTokens: Int) throws -
         + (chat ? ["--chat"] : []) + [prompt]
     let output = Pipe()
     process.standardOutput = output
-    process.standardError = FileHandle.nullDevice
+    let errors = Pipe()
+    process.standardError = errors
     try process.run()
     let data = output.fileHandleForReading.readDataToEndOfFile()
+    let errorText = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
     process.waitUntilExit()
+    guard process.terminationStatus == 0, process.terminationReason == .exit else {
+        throw TestPaths.Missing(description: "hyperion generate --local exited with \(process.terminationStatus) (\(process.terminationReason == .exit ? "exit" : "signal")): \(errorText)")
+    }
     let value = try JSONValue.parse(bytes: Array(data))
     let tokens = (value["tokens"]?.arrayValue ?? []).compactMap { $0.intValue.map { Int32($0) } }
     return (tokens, value["text"]?.stringValue ?? "")
