@@ -51,7 +51,10 @@ let package = Package(
 
         .target(
             name: "ServiceSupport",
-            dependencies: ["AMQP", "Messages", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "AMQP", "Messages", .product(name: "Logging", package: "swift-log"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             path: "Shared/ServiceSupport", swiftSettings: strict),
 
         .target(

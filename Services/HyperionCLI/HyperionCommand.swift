@@ -23,24 +23,7 @@ struct HyperionCommand: AsyncParsableCommand {
         ]
     )
 
-    /// Runs the chosen subcommand. A command line the parser refuses exits 2 (bad input), like
-    /// every other bad input, rather than the parser's own 64.
-    static func main() async {
-        do {
-            var command = try parseAsRoot()
-            if var asyncCommand = command as? any AsyncParsableCommand {
-                try await asyncCommand.run()
-            } else {
-                try command.run()
-            }
-        } catch {
-            if exitCode(for: error) == .validationFailure {
-                printError(fullMessage(for: error))
-                exit(withError: ExitCode(2))
-            }
-            exit(withError: error)
-        }
-    }
+    static func main() async { await mainExitingTwoOnBadInput() }
 }
 
 /// `hyperion bench …`: commands that print measured figures, each beside a baseline run in the

@@ -68,6 +68,9 @@ struct SchedulerCommand: AsyncParsableCommand {
         guard drainSeconds >= 0 else { throw ValidationError("--drain-seconds: expected a number >= 0") }
     }
 
+    /// A command line the parser refuses exits 2 (bad input), rather than the parser's 64.
+    static func main() async { await mainExitingTwoOnBadInput() }
+
     func run() async throws {
         ProcessEnvironment.bootstrapLogging()
         let settings = SchedulerServiceSettings(

@@ -81,6 +81,9 @@ struct StageWorkerCommand: AsyncParsableCommand {
         }
     }
 
+    /// A command line the parser refuses exits 2 (bad input), rather than the parser's 64.
+    static func main() async { await mainExitingTwoOnBadInput() }
+
     func run() async throws {
         ProcessEnvironment.bootstrapLogging()
         var figures = DeviceFigures(flops: flops, memoryBandwidthBytesPerSecond: memBW, memoryBytes: memoryBytes)
