@@ -127,6 +127,13 @@ private final class PoolState: @unchecked Sendable {
         if sleepers.load(ordering: .sequentiallyConsistent) > 0 { pthread_cond_broadcast(&condition) }
         pthread_mutex_unlock(&mutex)
         work(section)
+        // Close the section before waiting: a worker joins only while `job` is set (under the
+        // mutex), so once it is cleared the `active` count can only fall, and no worker can still
+        // hold the body when this returns. (Clearing it after the wait let a late worker take the
+        // section between the wait and the clear, keeping the caller's non-escaping body alive.)
+        pthread_mutex_lock(&mutex)
+        job = nil
+        pthread_mutex_unlock(&mutex)
         // Wait for the other threads; yield the core after a while in case a worker was descheduled
         // (an oversubscribed machine), rather than spinning through the time slice it needs.
         var spins = 0
@@ -134,9 +141,6 @@ private final class PoolState: @unchecked Sendable {
             spins += 1
             if spins > 200_000 { sched_yield() }
         }
-        pthread_mutex_lock(&mutex)
-        job = nil
-        pthread_mutex_unlock(&mutex)
     }
 
     /// Claims and runs indices of `section` until none are left.
