@@ -44,6 +44,8 @@ private enum LoopEvent: Sendable {
     case tick
     case terminate
     case consumerEnded(String)
+    /// The inbound connection dropped: the requests taken on it are back on ingress.
+    case ingressLost(AMQPError)
 }
 
 /// Turns generated ids into text with the model's tokenizer, for the scheduler core.
@@ -137,6 +139,11 @@ final class SchedulerService: @unchecked Sendable {
         Task {
             for await returned in outbound.returnedMessages { continuation.yield(.returned(returned)) }
         }
+        Task {
+            for await event in inbound.events {
+                if case .disconnected(let error) = event { continuation.yield(.ingressLost(error)) }
+            }
+        }
         Task { await self.requestPlan(on: outbound) }
         let ingress = try await inbound.consume(queue: Names.Queue.ingress, prefetchCount: UInt16(settings.maxInFlight))
         EventPump.forward(ingress, named: Names.Queue.ingress, into: continuation, as: LoopEvent.ingress, ended: LoopEvent.consumerEnded)
@@ -173,6 +180,15 @@ final class SchedulerService: @unchecked Sendable {
                     drainDeadline = now + settings.drainSeconds
                     logger.info("stopping: no new requests; finishing \(core.inFlight) in flight (at most \(Int(settings.drainSeconds)) s)")
                 }
+            case .ingressLost(let error):
+                // Deliveries of the lost channel can no longer be acked and the broker requeues
+                // them; whoever takes them next (this scheduler too, once reconnected) redoes them.
+                if core.inFlight > 0 {
+                    logger.warning("lost the ingress channel (\(error)); leaving \(core.inFlight) requests to be redone from ingress")
+                }
+                execute(core.abandonAll())
+                ingressDeliveries.removeAll()
+                heldBack = 0
             case .consumerEnded(let name):
                 if terminating { break }
                 throw SchedulerError(description: "the consumer of \(name) ended")

@@ -205,6 +205,15 @@ public struct SchedulerCore: Sendable {
         return directives
     }
 
+    /// The channel the requests were taken from is gone: the broker has put them back on ingress
+    /// for some scheduler to redo, so relaying them further would only serve them twice. Drops
+    /// every request without a reply and cancels its attempts' caches (DESIGN.md §10).
+    public mutating func abandonAll() -> [SchedulerDirective] {
+        let dropped = requests.keys.sorted().compactMap { requests.removeValue(forKey: $0) }
+        waiting.removeAll()
+        return dropped.flatMap { cancelControls($0).map { SchedulerDirective.control(queue: $0.queue, $0.message) } }
+    }
+
     /// Time passes: deadlines, step timeouts, silent nodes, and waiting requests.
     public mutating func tick(now: Double) -> [SchedulerDirective] {
         var directives: [SchedulerDirective] = []

@@ -193,6 +193,11 @@ public final class ClientRequest: Sendable {
         replies.withLock { $0 }.filter { if case .token = $0 { false } else { true } }.count
     }
 
+    /// Every result received, in order: more than one only if the request was redone.
+    public var results: [ResultReply] {
+        replies.withLock { $0 }.compactMap { if case .result(let result) = $0 { result } else { nil } }
+    }
+
     /// The final reply (result or error), waiting for it.
     public func final(timeoutSeconds: Double = 120) async -> Reply? {
         let reply = await eventually(timeoutSeconds: timeoutSeconds) {

@@ -235,4 +235,20 @@ struct SchedulerCoreTests {
         #expect(done.replyTo == nil)
         #expect(done.controls.count == 2 && done.controls.allSatisfy { $0.message.kind == .cancel })
     }
+
+    @Test("a lost ingress channel drops every request without a reply or ack and cancels its caches")
+    func abandonAll() throws {
+        var core = makeCore()
+        let first = steps(core.admit(admission(key: "k1", id: "r1"), now: 0))
+        _ = core.admit(admission(key: "k2", id: "r2"), now: 0)
+        let directives = core.abandonAll()
+        #expect(completion(directives) == nil, "nothing is replied to or acked: the broker redelivers the requests")
+        #expect(tokens(directives).isEmpty)
+        let cancels = directives.compactMap { if case .control(_, let control) = $0 { control } else { nil } }
+        #expect(Set(cancels.map(\.key)) == ["k1", "k2"] && cancels.allSatisfy { $0.kind == .cancel })
+        #expect(core.inFlight == 0)
+        // A late event of a dropped request changes nothing.
+        let header = try #require(first.first)
+        #expect(core.event(sampled(header, token: 5), now: 1).isEmpty)
+    }
 }

@@ -3,14 +3,14 @@
 # scripts/test, so both can run at once.
 #
 # Environment: HYPERION_LOCAL_BROKER_NODE (default hyperion-local@localhost),
-# HYPERION_LOCAL_BROKER_PORT (56750), HYPERION_LOCAL_BROKER_DIST_PORT (25750).
+# HYPERION_LOCAL_BROKER_PORT (5750), HYPERION_LOCAL_BROKER_DIST_PORT (25750).
 
 run_dir="$root/.run"
 pid_dir="$run_dir/pids"
 log_dir="$run_dir/logs"
 services_file="$run_dir/services"
 local_broker_node=${HYPERION_LOCAL_BROKER_NODE:-hyperion-local@localhost}
-local_broker_port=${HYPERION_LOCAL_BROKER_PORT:-56750}
+local_broker_port=${HYPERION_LOCAL_BROKER_PORT:-5750}
 local_broker_dist_port=${HYPERION_LOCAL_BROKER_DIST_PORT:-25750}
 
 # local_broker COMMAND: scripts/broker (start | stop | status | dir | node) on the local node.
