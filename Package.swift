@@ -48,6 +48,7 @@ let package = Package(
         .target(
             name: "Simulation", dependencies: ["Profiles", "Partitioning", "Scheduling", "JSON"],
             path: "Shared/Simulation", swiftSettings: strict),
+        .target(name: "Reporting", dependencies: ["JSON", "Simulation"], path: "Shared/Reporting", swiftSettings: strict),
 
         .target(
             name: "ServiceSupport",
@@ -74,7 +75,7 @@ let package = Package(
         .executableTarget(
             name: "HyperionCLI",
             dependencies: [
-                "JSON", "AMQP", "Messages", "ServiceSupport", "Scheduling", "Profiles", "Partitioning", "PlanningOptions", "Inference", "Simulation",
+                "JSON", "AMQP", "Messages", "ServiceSupport", "Scheduling", "Profiles", "Partitioning", "PlanningOptions", "Inference", "Simulation", "Reporting",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -124,5 +125,6 @@ let package = Package(
         .testTarget(
             name: "SimulationTests", dependencies: ["Simulation", "Partitioning", "Profiles", "Scheduling", "JSON"],
             swiftSettings: strict),
+        .testTarget(name: "ReportingTests", dependencies: ["Reporting", "JSON"], swiftSettings: strict),
     ]
 )

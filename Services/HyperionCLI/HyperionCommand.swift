@@ -19,6 +19,7 @@ struct HyperionCommand: AsyncParsableCommand {
             PlanCommand.self,
             GenerateCommand.self,
             SimulateCommand.self,
+            ReportCommand.self,
             StatusCommand.self,
         ]
     )

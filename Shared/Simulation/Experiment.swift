@@ -159,6 +159,18 @@ public struct ExperimentPoint: Sendable {
     public var plan: PlanOutcome
     /// Nil when the system's plan is infeasible.
     public var result: SimulationResult?
+
+    public init(
+        system: SystemSpec, workload: String, load: LoadPoint, rateFraction: Double?, plan: PlanOutcome,
+        result: SimulationResult?
+    ) {
+        self.system = system
+        self.workload = workload
+        self.load = load
+        self.rateFraction = rateFraction
+        self.plan = plan
+        self.result = result
+    }
 }
 
 /// Everything an experiment measured.

@@ -61,6 +61,7 @@ extension ExperimentPoint {
                 ("p99_latency_s", .double(result.p99LatencySeconds)),
                 ("mean_ttft_s", .double(result.meanTTFTSeconds)),
                 ("p95_ttft_s", .double(result.p95TTFTSeconds)),
+                ("latency_percentiles_s", .array(result.latencyPercentilesSeconds.map(JSONValue.double))),
                 ("tokens_per_s", .double(result.tokensPerSecond)),
                 ("requests_per_s", .double(result.requestsPerSecond)),
                 ("steady_requests_per_s", .double(result.steadyRequestsPerSecond)),

@@ -9,6 +9,9 @@ public struct SimulationResult: Sendable, Hashable {
     public var p99LatencySeconds: Double
     public var meanTTFTSeconds: Double
     public var p95TTFTSeconds: Double
+    /// Latency at every percentile 0, 1, …, 100 of completed requests (nearest rank; 0 = the
+    /// fastest): the latency distribution a report draws as a CDF. Empty when none completed.
+    public var latencyPercentilesSeconds: [Double]
     /// Generated tokens of completed requests over the run's span (first arrival to last end).
     public var tokensPerSecond: Double
     /// Completed requests over the run's span.

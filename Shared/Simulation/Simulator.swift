@@ -600,7 +600,10 @@ struct SimulationRun {
             completed: done, failed: ended - done, meanLatencySeconds: mean(latencies),
             p50LatencySeconds: Percentile.of(sortedLatency, 0.5), p95LatencySeconds: Percentile.of(sortedLatency, 0.95),
             p99LatencySeconds: Percentile.of(sortedLatency, 0.99), meanTTFTSeconds: mean(ttfts),
-            p95TTFTSeconds: Percentile.of(sortedTTFT, 0.95), tokensPerSecond: Double(generatedTokens) / span,
+            p95TTFTSeconds: Percentile.of(sortedTTFT, 0.95),
+            latencyPercentilesSeconds: sortedLatency.isEmpty
+                ? [] : (0...100).map { Percentile.of(sortedLatency, Double($0) / 100) },
+            tokensPerSecond: Double(generatedTokens) / span,
             requestsPerSecond: Double(done) / span, steadyRequestsPerSecond: steady,
             tierUtilization: tierNames.indices.map {
                 Share(name: tierNames[$0], fraction: tierNodes[$0] > 0 ? min(1, tierBusy[$0] / (Double(tierNodes[$0]) * span)) : 0)

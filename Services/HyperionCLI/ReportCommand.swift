@@ -1,0 +1,267 @@
+import ArgumentParser
+import Foundation
+import JSON
+import Profiles
+import Reporting
+import Simulation
+
+/// `hyperion report`: the comparison of hyperion with GPipe, HEFT and the ablations, simulated
+/// in-process and (from saved files) live, as one self-contained HTML page plus a JSON of every
+/// figure.
+struct ReportCommand: ParsableCommand {
+    static let defaultScenarios = ["paper-testbed", "fog-heavy", "cloud-light", "drift"].map {
+        "examples/scenarios/\($0).json"
+    }
+
+    static let configuration = CommandConfiguration(
+        commandName: "report",
+        abstract: "Compare hyperion with GPipe, HEFT and the ablations; write an HTML report and a JSON of every figure.",
+        discussion: """
+            What it does, in order:
+              1. Simulated results. For each scenario file it measures hyperion's saturated throughput \
+            on each workload (closed loop), then simulates every system at the scenario's load points \
+            (0.3, 0.5, 0.7 and 0.9 of that throughput in the shipped scenarios), then runs each system \
+            closed-loop at its own saturation (for utilisation at saturation). Same planner and \
+            router as the services. With --simulated FILE it reads saved results instead \
+            (`hyperion simulate --json`, or a file written by --save-results).
+              2. Live results. Each --live FILE is a saved `hyperion bench load --json` result of \
+            running services; it is shown beside the simulation, never mixed into it.
+              3. Figures. Per workload: mean and p95 latency vs load per system, the latency CDF, \
+            time to first token, utilisation per tier at the highest load and at saturation, and \
+            planned vs measured stage times. Across workloads: the headline (hyperion's reduction \
+            of mean latency against gpipe and heft at each load point), the ablation (how much of \
+            it comes from the partition and how much from the routing), and every load point where \
+            another system won, with the reason read from the plans and runs.
+
+            Systems: hyperion (bsdp+arts), gpipe (gpipe+round-robin), heft (heft+heft) and the \
+            ablations bsdp+round-robin, bsdp+heft, gpipe+arts, heft+arts. A plan that does not fit \
+            memory is reported infeasible, never repaired. Progress goes to stderr; the headline \
+            goes to stdout.
+
+            Examples:
+              hyperion report                                   # the four shipped scenarios, ~10 min
+              hyperion report --requests 100 --out /tmp/r.html  # a quick, noisier pass
+              hyperion report --scenarios examples/scenarios/paper-testbed.json \\
+                --save-results results/sim.json
+              hyperion report --simulated results/sim.json --live results/live-*.json
+            """
+    )
+
+    @Option(
+        help: ArgumentHelp(
+            "Scenario files to simulate, comma-separated (default: the four in examples/scenarios/).", valueName: "a.json,b.json"))
+    var scenarios: String?
+
+    @Option(
+        name: .customLong("simulated"),
+        help: ArgumentHelp("Read saved simulated results instead of simulating (repeatable).", valueName: "file.json"))
+    var simulatedFiles: [String] = []
+
+    @Option(
+        name: .customLong("live"),
+        help: ArgumentHelp("A saved `hyperion bench load --json` result of running services (repeatable).", valueName: "file.json"))
+    var liveFiles: [String] = []
+
+    @Option(help: ArgumentHelp("Systems to simulate, comma-separated (default: each scenario's).", valueName: "list"))
+    var systems: String?
+
+    @Option(help: ArgumentHelp("Requests per load point (default: each scenario's; fewer is faster and noisier).", valueName: "N"))
+    var requests: String?
+
+    @Option(help: ArgumentHelp("Seed of arrivals and lengths (default: each scenario's).", valueName: "N"))
+    var seed: String?
+
+    @Flag(name: .customLong("no-saturation"), help: "Skip the closed-loop run of every system at its own saturation.")
+    var noSaturation = false
+
+    @Option(help: ArgumentHelp("Where to write the HTML report.", valueName: "file.html"))
+    var out = "report.html"
+
+    @Option(
+        name: .customLong("figures"),
+        help: ArgumentHelp("Where to write every figure as JSON (default: the report's path with .json).", valueName: "file.json"))
+    var figuresPath: String?
+
+    @Option(
+        name: .customLong("save-results"),
+        help: ArgumentHelp("Also write the raw simulated results, to read back with --simulated.", valueName: "file.json"))
+    var saveResults: String?
+
+    struct BadInput: Error {
+        let message: String
+    }
+
+    func run() throws {
+        let clock = ContinuousClock()
+        let started = clock.now
+        func progress(_ line: String) {
+            let elapsed = clock.now - started
+            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+            FileHandle.standardError.write(Data((String(format: "[%6.1f s] ", seconds) + line + "\n").utf8))
+        }
+        var results = ResultSet()
+        var context: [String] = []
+        do throws(BadInput) {
+            let experiments = simulatedFiles.isEmpty ? try makeExperiments() : []
+            let live = try liveFiles.map { path throws(BadInput) in (path, try Self.readResults(path, source: .live)) }
+            for path in simulatedFiles {
+                results.append(try Self.readResults(path, source: .simulated))
+                context.append("Simulated results read from \(path).")
+            }
+            if !experiments.isEmpty {
+                let documents = simulate(experiments, progress: progress)
+                for (experiment, document) in zip(experiments, documents) {
+                    results.append(
+                        try Self.parse(document, source: .simulated, name: experiment.scenario.name, path: experiment.scenario.name))
+                    context.append(
+                        "Simulated: scenario \(experiment.scenario.name), \(experiment.requests) requests per load point, seed \(experiment.seed).")
+                }
+                if let saveResults {
+                    try Self.write(JSONValue.object(JSONObject([("runs", .array(documents))])).serialized(pretty: true), to: saveResults)
+                    progress("raw results written to \(saveResults)")
+                }
+            }
+            for (path, set) in live {
+                results.append(set)
+                context.append("Live results read from \(path) (broker overhead is real and unscaled).")
+            }
+        } catch {
+            FileHandle.standardError.write(Data("hyperion report: \(error.message)\n".utf8))
+            throw ExitCode(2)
+        }
+        let figures = ExperimentFigures(results)
+        let figuresFile = figuresPath ?? Self.replacingExtension(of: out, with: "json")
+        do throws(BadInput) {
+            try Self.write(figures.jsonValue.serialized(pretty: true), to: figuresFile)
+            try Self.write(ReportHTML.render(figures, title: "Hyperion against GPipe and HEFT", context: context), to: out)
+        } catch {
+            FileHandle.standardError.write(Data("hyperion report: \(error.message)\n".utf8))
+            throw ExitCode(1)
+        }
+        progress("report written to \(out), figures to \(figuresFile)")
+        print(Self.headline(figures))
+    }
+
+    // MARK: Simulation
+
+    /// Reads each scenario with `hyperion simulate`'s own flag handling, so both commands accept
+    /// and refuse the same --systems, --requests and --seed.
+    func makeExperiments() throws(BadInput) -> [Experiment] {
+        let paths = scenarios.map(SimulateCommand.list) ?? Self.defaultScenarios
+        if paths.isEmpty { throw BadInput(message: "--scenarios: expected at least one scenario file") }
+        var experiments: [Experiment] = []
+        for path in paths {
+            var arguments = ["--scenario", path]
+            for (flag, value) in [("--systems", systems), ("--requests", requests), ("--seed", seed)] {
+                if let value { arguments += [flag, value] }
+            }
+            do {
+                experiments.append(try SimulateCommand.parse(arguments).makeExperiment())
+            } catch let error as SimulateCommand.BadInput {
+                throw BadInput(message: error.message)
+            } catch {
+                throw BadInput(message: SimulateCommand.message(for: error))
+            }
+        }
+        return experiments
+    }
+
+    /// Runs every experiment (and, unless --no-saturation, every system at its own saturation),
+    /// counting runs so the progress lines say how far along the report is.
+    func simulate(_ experiments: [Experiment], progress: (String) -> Void) -> [JSONValue] {
+        let total = experiments.reduce(0) { sum, experiment in
+            let loads = experiment.rates.count + experiment.rateFractions.count + experiment.concurrency.count
+            let perWorkload = (experiment.rateFractions.isEmpty ? 0 : 1) + experiment.systems.count * loads
+                + (noSaturation ? 0 : experiment.systems.count)
+            return sum + experiment.scenario.workloads.count * perWorkload
+        }
+        var done = 0
+        var documents: [JSONValue] = []
+        for experiment in experiments {
+            let name = experiment.scenario.name
+            var report = experiment.run { line in
+                done += 1
+                progress("[\(done)/\(total)] \(name): \(line)")
+            }
+            if !noSaturation {
+                for workload in experiment.scenario.workloads {
+                    for system in experiment.systems {
+                        done += 1
+                        let planned = experiment.plan(system, for: workload)
+                        guard let partition = planned.outcome.partition else { continue }
+                        let clients = experiment.saturationConcurrency(partition)
+                        progress("[\(done)/\(total)] \(name): \(workload.name): \(system.name) at its saturation (\(clients) clients)")
+                        let result = Simulator.run(
+                            experiment.input(
+                                planned, partition: partition, workload: workload, load: .concurrency(clients),
+                                requests: max(experiment.requests, 4 * clients)))
+                        report.points.append(
+                            ExperimentPoint(
+                                system: system, workload: workload.name, load: .concurrency(clients), rateFraction: nil,
+                                plan: planned.outcome, result: result))
+                    }
+                }
+            }
+            documents.append(report.jsonValue)
+        }
+        return documents
+    }
+
+    // MARK: Files
+
+    static func readResults(_ path: String, source: ResultSource) throws(BadInput) -> ResultSet {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw BadInput(message: "\(path): cannot read (\(error.localizedDescription))")
+        }
+        let value: JSONValue
+        do {
+            value = try JSONValue.parse(text)
+        } catch {
+            throw BadInput(message: "\(path): \(error.description)")
+        }
+        let name = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
+        return try parse(value, source: source, name: name, path: path)
+    }
+
+    static func parse(_ value: JSONValue, source: ResultSource, name: String, path: String) throws(BadInput) -> ResultSet {
+        do {
+            return try ResultSet.parse(value, source: source, defaultScenario: name)
+        } catch {
+            throw BadInput(message: "\(path): \(error.description)")
+        }
+    }
+
+    static func write(_ text: String, to path: String) throws(BadInput) {
+        let url = URL(fileURLWithPath: path)
+        do {
+            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try Data(text.utf8).write(to: url)
+        } catch {
+            throw BadInput(message: "\(path): cannot write (\(error.localizedDescription))")
+        }
+    }
+
+    static func replacingExtension(of path: String, with ext: String) -> String {
+        let url = URL(fileURLWithPath: path)
+        return url.pathExtension.isEmpty ? path + "." + ext : url.deletingPathExtension().appendingPathExtension(ext).path
+    }
+
+    /// The headline as text: one line per (source, scenario, workload, load).
+    static func headline(_ figures: ExperimentFigures) -> String {
+        var lines = ["mean latency reduction of hyperion (positive = hyperion faster; † = that system overloaded)"]
+        for row in figures.headline {
+            lines.append(
+                "\(row.source.rawValue) \(row.scenario) \(row.workload) load \(ReportFormat.load(row.load)): "
+                    + "vs \(row.baseline) \(ReportFormat.percent(row.reductionPercent))"
+                    + " (hyperion \(ReportFormat.seconds(row.hyperionMeanSeconds))\(row.hyperionOverloaded ? " †" : ""), "
+                    + "\(row.baseline) \(ReportFormat.seconds(row.baselineMeanSeconds))\(row.baselineOverloaded ? " †" : ""))")
+        }
+        if !figures.baselineWins.isEmpty {
+            lines.append("\(figures.baselineWins.count) load points where another system beat hyperion: see the report")
+        }
+        return lines.joined(separator: "\n")
+    }
+}
