@@ -185,11 +185,15 @@ struct ReportCommand: ParsableCommand {
             }
             if !noSaturation {
                 for workload in experiment.scenario.workloads {
-                    for system in experiment.systems {
+                    // The same clients for every system: the most any plan needs. A plan's own
+                    // estimate misses the links a one-stage plan still crosses from the
+                    // scheduler, and too few clients would read as a low saturation.
+                    let plans = experiment.systems.map { experiment.plan($0, for: workload) }
+                    let clients = plans.compactMap { $0.outcome.partition.map(experiment.saturationConcurrency) }.max() ?? 1
+                    for planned in plans {
                         done += 1
-                        let planned = experiment.plan(system, for: workload)
+                        let system = planned.system
                         guard let partition = planned.outcome.partition else { continue }
-                        let clients = experiment.saturationConcurrency(partition)
                         progress("[\(done)/\(total)] \(name): \(workload.name): \(system.name) at its saturation (\(clients) clients)")
                         let result = Simulator.run(
                             experiment.input(
