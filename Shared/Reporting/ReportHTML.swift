@@ -143,7 +143,7 @@ public enum ReportHTML {
                 guard let points = group.series[system], !points.isEmpty else { return nil }
                 return ChartSeries(
                     name: system, color: color(system), points: points.map { ($0.loadValue ?? 0, value($0)) },
-                    hollow: points.map(\.overloaded))
+                    hollow: points.map(\.overloaded), dashed: system.contains("+"))
             }
         }
         html += "<div class=\"charts\">"
@@ -199,7 +199,9 @@ public enum ReportHTML {
     }
 
     static func stageTimeChart(_ group: ExperimentFigures.WorkloadGroup) -> String {
-        let rows = group.systems.compactMap { system in group.point(system, at: group.stageTimeLoad)?.plan.map { (system, $0) } }
+        // The three systems only: each ablation runs one of their partitions.
+        let systems = group.systems.filter { !$0.contains("+") }
+        let rows = systems.compactMap { system in group.point(system, at: group.stageTimeLoad)?.plan.map { (system, $0) } }
         guard let load = group.stageTimeLoad, !rows.isEmpty else { return "" }
         var categories: [String] = []
         var values: [[Double?]] = []
