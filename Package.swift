@@ -16,6 +16,7 @@ let package = Package(
         .executable(name: "partition-planner", targets: ["PartitionPlanner"]),
         .executable(name: "stage-worker", targets: ["StageWorker"]),
         .executable(name: "scheduler", targets: ["Scheduler"]),
+        .executable(name: "link-emulator", targets: ["LinkEmulator"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -45,6 +46,9 @@ let package = Package(
             swiftSettings: strict),
 
         .target(name: "Scheduling", dependencies: ["Messages"], path: "Shared/Scheduling", swiftSettings: strict),
+        .target(
+            name: "Emulation", dependencies: ["Profiles", "Partitioning", "Messages"], path: "Shared/Emulation",
+            swiftSettings: strict),
         .target(
             name: "Simulation", dependencies: ["Profiles", "Partitioning", "Scheduling", "JSON"],
             path: "Shared/Simulation", swiftSettings: strict),
@@ -76,6 +80,7 @@ let package = Package(
             name: "HyperionCLI",
             dependencies: [
                 "JSON", "AMQP", "Messages", "ServiceSupport", "Scheduling", "Profiles", "Partitioning", "PlanningOptions", "Inference", "Simulation", "Reporting",
+                "Emulation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -84,11 +89,20 @@ let package = Package(
         .executableTarget(
             name: "StageWorker",
             dependencies: [
-                "AMQP", "JSON", "Messages", "Inference", "Profiles", "Partitioning", "Scheduling", "ServiceSupport",
+                "AMQP", "JSON", "Messages", "Inference", "Profiles", "Partitioning", "Scheduling", "ServiceSupport", "Emulation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Services/StageWorker", swiftSettings: strict),
+
+        .executableTarget(
+            name: "LinkEmulator",
+            dependencies: [
+                "AMQP", "Messages", "Profiles", "ServiceSupport", "Emulation",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Services/LinkEmulator", swiftSettings: strict),
 
         .executableTarget(
             name: "Scheduler",
@@ -121,6 +135,9 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "PartitioningTests", dependencies: ["Partitioning", "Profiles", "JSON"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "EmulationTests", dependencies: ["Emulation", "Partitioning", "Profiles", "Messages"],
             swiftSettings: strict),
         .testTarget(
             name: "SimulationTests", dependencies: ["Simulation", "Partitioning", "Profiles", "Scheduling", "JSON"],

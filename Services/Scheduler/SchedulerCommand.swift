@@ -33,6 +33,9 @@ struct SchedulerCommand: AsyncParsableCommand {
     @Option(help: "GGUF model file, for its tokenizer and context window (HYPERION_MODEL).")
     var model: String = ProcessEnvironment.string("HYPERION_MODEL") ?? "models/SmolLM2-135M-Instruct.Q4_1.gguf"
 
+    @Option(help: "In an emulated cluster, the model the profile workers emulate (e.g. phi-3-medium:q4_0): ARTS prices steps with it; tokens still come from --model (HYPERION_EMULATED_MODEL).")
+    var emulatedModel: String = ProcessEnvironment.string("HYPERION_EMULATED_MODEL") ?? ""
+
     @Option(help: "Longest request in seconds; also the default deadline_s.")
     var maxDeadlineSeconds: Double = 600
 
@@ -77,7 +80,7 @@ struct SchedulerCommand: AsyncParsableCommand {
             amqpURL: amqpURL, id: id, routing: RoutingPolicy(rawValue: routing) ?? .arts, maxInFlight: maxInFlight,
             modelPath: model, maxDeadlineSeconds: maxDeadlineSeconds, maxOutputTokens: maxOutputTokens,
             maxRequestBytes: maxRequestBytes, stepTimeoutSeconds: stepTimeoutSeconds, maxAttempts: maxAttempts,
-            heartbeatSeconds: heartbeatSeconds, drainSeconds: drainSeconds)
+            heartbeatSeconds: heartbeatSeconds, drainSeconds: drainSeconds, emulatedModel: emulatedModel.isEmpty ? nil : emulatedModel)
         do {
             try await SchedulerService(settings: settings).run()
         } catch {

@@ -24,6 +24,9 @@ struct SchedulerServiceSettings: Sendable {
     var heartbeatSeconds: Double
     /// Longest wait for in-flight requests after SIGTERM; what is left is redone by another scheduler.
     var drainSeconds: Double
+    /// The model emulated by profile workers (DESIGN.md §11), when it is not `modelPath`'s: ARTS
+    /// prices steps with its profile, while the tokenizer still comes from `modelPath`.
+    var emulatedModel: String? = nil
 
     var eventsQueue: String { Names.Queue.scheduler(id) }
 }
@@ -91,7 +94,7 @@ final class SchedulerService: @unchecked Sendable {
             tokenizer = try Tokenizer(gguf: file)
             config = try ModelConfig(file: file)
             modelSHA256 = SHA256.hex(file.bytes)
-            costs = StepCostModel(source: try ModelSource.load(settings.modelPath))
+            costs = StepCostModel(source: try ModelSource.load(settings.emulatedModel ?? settings.modelPath))
         } catch {
             throw SchedulerError(description: "cannot load model \(settings.modelPath): \(error)")
         }

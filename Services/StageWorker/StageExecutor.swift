@@ -5,7 +5,10 @@ import Scheduling
 /// One step as the executor sees it.
 struct ExecutorStep: Sendable {
     var cache: CacheKey
+    var kind: StepHeader.Kind
     var position: Int
+    var tokenCount: Int
+    /// The body's tokens or activations; left empty for an executor that does not read inputs.
     var input: Step.Input
     var sampling: Messages.SamplingParameters
 }
@@ -13,6 +16,8 @@ struct ExecutorStep: Sendable {
 /// What a step produced: activations for the next stage, or the last stage's sampled token.
 enum ExecutorResult: Sendable {
     case activations([Float])
+    /// Activations already in their wire encoding (little-endian f32).
+    case encodedActivations([UInt8])
     case sampled(token: Int32, logprob: Double)
 }
 
@@ -20,8 +25,14 @@ enum ExecutorResult: Sendable {
 protocol StageExecutor: AnyObject, Sendable {
     var hiddenSize: Int { get }
     var kvBytesPerToken: Double { get }
+    /// Whether `run` needs each step's body decoded into `ExecutorStep.input`.
+    var readsInputs: Bool { get }
     func run(_ batch: [ExecutorStep]) throws -> [ExecutorResult]
     func release(_ cache: CacheKey)
+}
+
+extension StageExecutor {
+    var readsInputs: Bool { true }
 }
 
 /// The real model's blocks on the CPU (DESIGN.md §11 `real`).

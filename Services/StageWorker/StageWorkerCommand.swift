@@ -1,4 +1,5 @@
 import ArgumentParser
+import Emulation
 import Profiles
 import ServiceSupport
 
@@ -13,7 +14,23 @@ struct StageWorkerCommand: AsyncParsableCommand {
             hyperion.plan, loads its tier's block range from the model file, and consumes steps from
             its queue hyperion.stage.<tier>.<node>. Every flag defaults to its HYPERION_* variable.
 
-            Example: stage-worker --tier edge --node-id edge-1
+            Emulation (DESIGN.md §11): with --executor profile the worker does no math. It holds each
+            batch of steps for its roofline time on the device it advertises (--device or --flops,
+            --mem-bw, --memory-bytes; prefill and decode priced separately, decode attention growing
+            with the context) multiplied by --time-scale, one batch at a time; it sends zero
+            activations of the real size onward and answers from the last stage with --dummy-token,
+            so every request runs to its max_tokens. Blocks that do not fit the device's memory are
+            refused at assignment, and KV beyond what is left is refused with kv_full, as on the
+            device. --model then names the emulated model: a preset (phi-3-medium:q4_0), a custom
+            profile .json or a GGUF file (only its metadata is read). --link and --return-link send
+            this node's outgoing activations and its sampled tokens through link-emulator processes.
+            --time-scale scales emulated durations only: broker overhead stays real and unscaled,
+            and times reported in results and telemetry are wall-clock.
+
+            Examples:
+              stage-worker --tier edge --node-id edge-1
+              stage-worker --tier edge --node-id edge-1 --executor profile --model phi-3-medium:q4_0 \\
+                --device jetson-orin-nano --memory-bytes 6e9 --time-scale 0.1 --link edge-fog
             """)
 
     @Option(help: "Broker URL (HYPERION_AMQP_URL; else .run/amqp_url; else a local broker).")
@@ -25,8 +42,23 @@ struct StageWorkerCommand: AsyncParsableCommand {
     @Option(help: "Unique node id [A-Za-z0-9_-] (HYPERION_NODE_ID; default <hostname>-<random>).")
     var nodeID: String = ProcessEnvironment.string("HYPERION_NODE_ID") ?? ProcessEnvironment.defaultNodeID()
 
-    @Option(help: "GGUF model file (HYPERION_MODEL).")
+    @Option(help: "GGUF model file (HYPERION_MODEL); with --executor profile also a preset such as phi-3-medium:q4_0 or a profile .json.")
     var model: String = ProcessEnvironment.string("HYPERION_MODEL") ?? "models/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+    @Option(help: "real: run the model's blocks on the CPU; profile: emulate the advertised device (HYPERION_EXECUTOR).")
+    var executor: String = ProcessEnvironment.string("HYPERION_EXECUTOR") ?? "real"
+
+    @Option(help: "Multiply every emulated duration by this factor; < 1 runs faster (HYPERION_TIME_SCALE; profile executor only).")
+    var timeScale: Double = ProcessEnvironment.string("HYPERION_TIME_SCALE").flatMap { Double($0) } ?? 1
+
+    @Option(help: "Token id the profile executor's last stage answers with (not end-of-generation).")
+    var dummyToken: Int32 = ProfileExecutor.defaultDummyToken
+
+    @Option(help: "Emulated link (a link-emulator's --link name) that this node's activations cross to the next stage (HYPERION_LINK).")
+    var link: String = ProcessEnvironment.string("HYPERION_LINK") ?? ""
+
+    @Option(help: "Emulated link that this node's sampled tokens cross back to the scheduler (HYPERION_RETURN_LINK).")
+    var returnLink: String = ProcessEnvironment.string("HYPERION_RETURN_LINK") ?? ""
 
     @Option(help: "Compute threads for one batch.")
     var threads: Int = 1
@@ -37,7 +69,7 @@ struct StageWorkerCommand: AsyncParsableCommand {
     @Option(help: "Most tokens in one batch (prefill chunks count every token).")
     var maxBatchTokens: Int = 512
 
-    @Option(help: "Device preset this node advertises (HYPERION_DEVICE), e.g. t4, jetson-orin-nano; overrides --flops/--mem-bw/--memory-bytes.")
+    @Option(help: "Device preset this node advertises (HYPERION_DEVICE), e.g. t4, jetson-orin-nano; overrides --flops/--mem-bw, and --memory-bytes unless given.")
     var device: String = ProcessEnvironment.string("HYPERION_DEVICE") ?? ""
 
     @Option(help: "Effective FLOP/s this node advertises.")
@@ -46,8 +78,8 @@ struct StageWorkerCommand: AsyncParsableCommand {
     @Option(help: "Memory bandwidth in bytes/s this node advertises.")
     var memBW: Double = 5e9
 
-    @Option(help: "Memory in bytes this node advertises; weights plus KV cache must fit.")
-    var memoryBytes: Double = 1e9
+    @Option(help: "Memory in bytes this node advertises; weights plus KV cache must fit (default 1e9, or the --device preset's).")
+    var memoryBytes: Double?
 
     @Option(help: "Stretch every computation by this factor without changing what the node advertises (experiments).")
     var slowdown: Double = 1
@@ -72,7 +104,18 @@ struct StageWorkerCommand: AsyncParsableCommand {
         guard maxBatchTokens >= 1 else { throw ValidationError("--max-batch-tokens: expected an integer >= 1") }
         guard flops > 0, flops.isFinite else { throw ValidationError("--flops: expected a number > 0") }
         guard memBW > 0, memBW.isFinite else { throw ValidationError("--mem-bw: expected a number > 0") }
-        guard memoryBytes > 0, memoryBytes.isFinite else { throw ValidationError("--memory-bytes: expected a number > 0") }
+        if let memoryBytes, !(memoryBytes > 0 && memoryBytes.isFinite) { throw ValidationError("--memory-bytes: expected a number > 0") }
+        guard let kind = ExecutorKind(rawValue: executor) else {
+            throw ValidationError("--executor: expected real or profile, got '\(executor)'")
+        }
+        do { _ = try TimeScale(timeScale) } catch { throw ValidationError(error.description) }
+        if kind == .real, timeScale != 1 {
+            throw ValidationError("--time-scale: only the profile executor emulates durations (real compute takes what it takes; see --slowdown)")
+        }
+        guard dummyToken >= 0 else { throw ValidationError("--dummy-token: expected a token id >= 0") }
+        for (flag, name) in [("--link", link), ("--return-link", returnLink)] where ProcessEnvironment.sanitizedID(name) != name {
+            throw ValidationError("\(flag): '\(name)' may use only letters, digits, - and _")
+        }
         guard slowdown >= 1, slowdown.isFinite else { throw ValidationError("--slowdown: expected a number >= 1") }
         guard heartbeatSeconds > 0 else { throw ValidationError("--heartbeat-seconds: expected a number > 0") }
         if !device.isEmpty, DevicePreset(rawValue: device) == nil {
@@ -86,13 +129,19 @@ struct StageWorkerCommand: AsyncParsableCommand {
 
     func run() async throws {
         ProcessEnvironment.bootstrapLogging()
-        var figures = DeviceFigures(flops: flops, memoryBandwidthBytesPerSecond: memBW, memoryBytes: memoryBytes)
-        if let preset = DevicePreset(rawValue: device) { figures = preset.figures }
+        var figures = DeviceFigures(flops: flops, memoryBandwidthBytesPerSecond: memBW, memoryBytes: memoryBytes ?? 1e9)
+        if let preset = DevicePreset(rawValue: device) {
+            figures = preset.figures
+            // A topology may give a device less memory than the preset (an OS shares it).
+            if let memoryBytes { figures.memoryBytes = memoryBytes }
+        }
         let settings = StageWorkerSettings(
             amqpURL: amqpURL, tier: tier, nodeID: nodeID, modelPath: model, threads: threads,
             maxBatchSteps: maxBatchSteps, maxBatchTokens: maxBatchTokens, device: device.isEmpty ? nil : device, nominal: figures,
             slowdown: slowdown, heartbeatSeconds: heartbeatSeconds, idleCacheSeconds: idleCacheSeconds,
-            drainSeconds: drainSeconds)
+            drainSeconds: drainSeconds, executor: ExecutorKind(rawValue: executor) ?? .real,
+            timeScale: (try? TimeScale(timeScale)) ?? .real, dummyToken: dummyToken,
+            link: link.isEmpty ? nil : link, returnLink: returnLink.isEmpty ? nil : returnLink)
         do {
             try await StageWorkerService(settings: settings).run()
         } catch {

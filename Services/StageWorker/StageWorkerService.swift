@@ -1,5 +1,6 @@
 import AMQP
 import Dispatch
+import Emulation
 import Inference
 import JSON
 import Logging
@@ -24,8 +25,23 @@ struct StageWorkerSettings: Sendable {
     var heartbeatSeconds: Double
     var idleCacheSeconds: Double
     var drainSeconds: Double
+    /// `real` runs the model's blocks; `profile` holds each batch for its roofline time on `nominal`.
+    var executor: ExecutorKind = .real
+    /// Multiplies the profile executor's holds (DESIGN.md §11).
+    var timeScale: TimeScale = .real
+    /// The token the profile executor's last stage answers with.
+    var dummyToken: Int32 = ProfileExecutor.defaultDummyToken
+    /// Emulated link that this node's activations cross to the next stage (nil: straight there).
+    var link: String?
+    /// Emulated link that this node's `sampled` events cross back to the scheduler.
+    var returnLink: String?
 
     var queue: String { Names.Queue.stage(tier: tier, node: nodeID) }
+}
+
+/// How a worker computes its steps (DESIGN.md §11).
+enum ExecutorKind: String, Sendable, CaseIterable {
+    case real, profile
 }
 
 /// A start-up failure a user can act on.
@@ -61,6 +77,8 @@ final class StageWorkerService: @unchecked Sendable {
     private let computeThread = DedicatedThread(name: "stage-compute")
 
     private var model: TransformerModel?
+    /// The model a profile worker emulates (no weights are loaded).
+    private var profileSource: ModelSource?
     private var modelSHA256 = ""
     private var costs: StepCostModel?
     private var executor: (any StageExecutor)?
@@ -103,6 +121,9 @@ final class StageWorkerService: @unchecked Sendable {
         self.inbound = inbound
         self.outbound = outbound
         try await BrokerObjects.declareShared(for: .worker, on: inbound)
+        for link in [settings.link, settings.returnLink].compactMap({ $0 }) {
+            try await BrokerObjects.declareLinkQueue(Names.Queue.link(link), on: inbound)
+        }
 
         let (stream, continuation) = AsyncStream.makeStream(of: WorkerEvent.self)
         events = continuation
@@ -147,6 +168,18 @@ final class StageWorkerService: @unchecked Sendable {
     // MARK: Start-up
 
     private func loadModel() throws {
+        if settings.executor == .profile {
+            // The emulated model's profile only: a preset, a custom profile or a GGUF's metadata.
+            do {
+                let source = try ModelSource.load(settings.modelPath)
+                profileSource = source
+                costs = StepCostModel(source: source)
+                modelSHA256 = source.profile(for: .default).sha256 ?? ""
+            } catch {
+                throw StageWorkerError(description: "cannot load model profile \(settings.modelPath): \(error)")
+            }
+            return
+        }
         do {
             let file = try GGUFFile(path: settings.modelPath)
             modelSHA256 = SHA256.hex(file.bytes)
@@ -188,6 +221,10 @@ final class StageWorkerService: @unchecked Sendable {
             logger.error("refusing plan \(document.version): it is for model \(sha.prefix(12))…, this node's file is \(modelSHA256.prefix(12))…")
             return
         }
+        if document.modelSHA256 == nil, let profileSource, document.modelName != profileSource.name {
+            logger.error("refusing plan \(document.version): it is for model \(document.modelName), this node emulates \(profileSource.name)")
+            return
+        }
         guard document.partition.stages.contains(where: { $0.tierName == settings.tier }) else {
             logger.error("plan \(document.version) has no stage for tier \(settings.tier); waiting for another")
             return
@@ -211,7 +248,14 @@ final class StageWorkerService: @unchecked Sendable {
     /// Loads the tier's range of `document` (reusing the executor when the range is unchanged) and
     /// starts serving it.
     private func adopt(_ document: PlanDocument) async {
-        guard let model, let stageIndex = document.partition.stages.firstIndex(where: { $0.tierName == settings.tier }) else { return }
+        guard let stageIndex = document.partition.stages.firstIndex(where: { $0.tierName == settings.tier }) else { return }
+        if settings.executor == .profile {
+            guard let emulated = emulatedExecutor(for: document.partition.stages[stageIndex], of: document) else { return }
+            executor = emulated.executor
+            await serve(document, stageIndex: stageIndex, kvBudgetBytes: emulated.kvBudgetBytes)
+            return
+        }
+        guard let model else { return }
         let stage = document.partition.stages[stageIndex]
         let weights = Double(model.weightBytes(blocks: stage.firstBlock..<(stage.lastBlock + 1)))
         guard weights < settings.nominal.memoryBytes else {
@@ -235,7 +279,31 @@ final class StageWorkerService: @unchecked Sendable {
                 return
             }
         }
+        await serve(document, stageIndex: stageIndex, kvBudgetBytes: settings.nominal.memoryBytes - weights)
+    }
+
+    /// The profile executor for `stage`, or nil (logged) when its blocks do not fit the emulated
+    /// device: the plan is refused as a real device would fail to load them.
+    private func emulatedExecutor(for stage: StagePrediction, of document: PlanDocument) -> (executor: ProfileExecutor, kvBudgetBytes: Double)? {
+        guard let costs, let profileSource else { return nil }
+        let cost = costs.stage(firstBlock: stage.firstBlock, lastBlock: stage.lastBlock, holdsEmbedding: stage.holdsEmbedding, holdsHead: stage.holdsHead)
+        do {
+            let emulated = try EmulatedStage(
+                cost: cost, device: settings.nominal, timeScale: settings.timeScale, blocks: "\(stage.firstBlock)...\(stage.lastBlock)")
+            let executor = ProfileExecutor(
+                stage: emulated, hiddenSize: ProfileExecutor.hiddenSize(of: profileSource), holdsHead: stage.holdsHead,
+                dummyToken: settings.dummyToken, clock: MonotonicHoldClock())
+            return (executor, emulated.kvBudgetBytes)
+        } catch {
+            logger.error("refusing plan \(document.version) for tier \(settings.tier): \(error)")
+            return nil
+        }
+    }
+
+    /// Starts serving `document` with the executor in place.
+    private func serve(_ document: PlanDocument, stageIndex: Int, kvBudgetBytes: Double) async {
         guard let executor else { return }
+        let stage = document.partition.stages[stageIndex]
         let assignment = StageAssignment(
             planVersion: document.version, stage: stageIndex, stageCount: document.partition.stages.count,
             hiddenSize: executor.hiddenSize, kvBytesPerToken: executor.kvBytesPerToken)
@@ -245,13 +313,14 @@ final class StageWorkerService: @unchecked Sendable {
         } else {
             core = StageCore(
                 settings: StageSettings(
-                    node: settings.nodeID, queue: settings.queue, kvBudgetBytes: settings.nominal.memoryBytes - weights,
+                    node: settings.nodeID, queue: settings.queue, kvBudgetBytes: kvBudgetBytes,
                     maxBatchSteps: settings.maxBatchSteps, maxBatchTokens: settings.maxBatchTokens,
                     idleCacheSeconds: settings.idleCacheSeconds),
                 assignment: assignment)
         }
         plan = document
-        logger.info("serving plan \(document.version): blocks \(stage.firstBlock)...\(stage.lastBlock) of \(model.config.blockCount), stage \(stageIndex + 1) of \(document.partition.stages.count)")
+        let blockCount = model?.config.blockCount ?? costs?.blockCount ?? 0
+        logger.info("serving plan \(document.version): blocks \(stage.firstBlock)...\(stage.lastBlock) of \(blockCount), stage \(stageIndex + 1) of \(document.partition.stages.count)\(settings.executor == .profile ? ", emulated (\(settings.timeScale.note))" : "")")
         if stageConsumer == nil { await startServing() }
         await publishTelemetry(state: .serving)
     }
@@ -326,9 +395,18 @@ final class StageWorkerService: @unchecked Sendable {
 
     /// Publishes through `hyperion.internal` with a confirm; acks `delivery` once confirmed, or
     /// requeues it when the broker did not take the message.
-    private func publishThenAck(_ message: AMQPMessage, routingKey: String, delivery: AMQPDelivery?) {
+    private func publishThenAck(_ message: AMQPMessage, routingKey: String, delivery: AMQPDelivery?, through link: String? = nil) {
         guard let outbound else { return }
         let logger = logger
+        var message = message
+        var routingKey = routingKey
+        if let link {
+            // The link emulator delivers it to `routingKey` once the emulated link has carried it.
+            var headers = message.properties.headers ?? [:]
+            headers[Names.Header.linkDestination] = .string(routingKey)
+            message.properties.headers = headers
+            routingKey = Names.Queue.link(link)
+        }
         Task {
             do throws(AMQPError) {
                 try await outbound.publishConfirmed(message, exchange: Names.Exchange.internal, routingKey: routingKey, mandatory: true)
@@ -352,11 +430,14 @@ final class StageWorkerService: @unchecked Sendable {
         self.core = core
         guard !batch.isEmpty else { return }
         computing = true
+        let readsInputs = executor.readsInputs
         let inputs = batch.map { step in
             ExecutorStep(
-                cache: step.cache, position: step.header.position,
-                input: step.header.dtype == .i32
-                    ? .tokens(StepBody.decodeTokens(step.body)) : .activations(StepBody.decodeActivations(step.body)),
+                cache: step.cache, kind: step.header.kind, position: step.header.position, tokenCount: step.header.tokenCount,
+                input: !readsInputs
+                    ? .tokens([])
+                    : step.header.dtype == .i32
+                        ? .tokens(StepBody.decodeTokens(step.body)) : .activations(StepBody.decodeActivations(step.body)),
                 sampling: step.header.sampling)
         }
         let slowdown = settings.slowdown
@@ -395,7 +476,8 @@ final class StageWorkerService: @unchecked Sendable {
                     error: StepErrorEvent(key: step.header.key, attempt: step.header.attempt, node: settings.nodeID, code: .internal, message: error.description)))
             }
         case .success(let results):
-            speed.record(predictedSeconds: predictedSeconds(outcome.steps), busySeconds: outcome.busySeconds)
+            // Busy time in the emulated device's seconds, so a time-scaled node still reads speed 1.
+            speed.record(predictedSeconds: predictedSeconds(outcome.steps), busySeconds: settings.timeScale.emulatedSeconds(wall: outcome.busySeconds))
             tokensInInterval += totalTokens
             for (step, result) in zip(outcome.steps, results) {
                 let share = outcome.busySeconds * Double(step.header.tokenCount) / Double(totalTokens)
@@ -404,14 +486,20 @@ final class StageWorkerService: @unchecked Sendable {
                 let output = core.completed(step, sampledToken: sampled?.0, logprob: sampled?.1, computeSeconds: share, now: outcome.finishedAt)
                 switch output {
                 case .forward(let queue, let header):
-                    guard case .activations(let values) = result else { delivery?.ack(); continue }
+                    let body: [UInt8]
+                    switch result {
+                    case .activations(let values): body = StepBody.encode(activations: values)
+                    case .encodedActivations(let bytes): body = bytes
+                    case .sampled:
+                        delivery?.ack()
+                        continue
+                    }
                     let message = AMQPMessage(
-                        body: StepBody.encode(activations: values),
-                        properties: AMQPProperties(contentType: Names.ContentType.step, headers: header.amqpHeaders))
-                    publishThenAck(message, routingKey: queue, delivery: delivery)
+                        body: body, properties: AMQPProperties(contentType: Names.ContentType.step, headers: header.amqpHeaders))
+                    publishThenAck(message, routingKey: queue, delivery: delivery, through: settings.link)
                 case .sampled(let schedulerQueue, let event):
                     let message = AMQPMessage(body: encodeMessage(event), properties: AMQPProperties(contentType: Names.ContentType.json))
-                    publishThenAck(message, routingKey: schedulerQueue, delivery: delivery)
+                    publishThenAck(message, routingKey: schedulerQueue, delivery: delivery, through: settings.returnLink)
                 case nil:
                     delivery?.ack()
                 }
@@ -463,7 +551,7 @@ final class StageWorkerService: @unchecked Sendable {
             kvFreeBytes: core?.kvFreeBytes ?? 0, queueDepth: core?.queued.count ?? 0,
             activeSequences: core?.activeSequences ?? 0, busyFraction: min(1, busyInInterval / interval),
             speed: max(speed.speed, 1e-6), tokensPerSecond: Double(tokensInInterval) / interval,
-            modelSHA256: modelSHA256, timestamp: Clock.wallSeconds())
+            modelSHA256: modelSHA256.isEmpty ? nil : modelSHA256, timestamp: Clock.wallSeconds())
         busyInInterval = 0
         tokensInInterval = 0
         let message = AMQPMessage(body: encodeMessage(beat), properties: AMQPProperties(contentType: Names.ContentType.json))

@@ -33,6 +33,17 @@ public enum Names {
 
         /// A stage worker's exclusive queue of steps and control messages.
         public static func stage(tier: String, node: String) -> String { "hyperion.stage.\(tier).\(node)" }
+        /// The tier of a stage queue's name (tier and node ids hold no dots); nil for other queues.
+        public static func tier(ofStage queue: String) -> String? {
+            let prefix = "hyperion.stage."
+            guard queue.hasPrefix(prefix) else { return nil }
+            let rest = queue.dropFirst(prefix.count)
+            guard let dot = rest.firstIndex(of: "."), dot != rest.startIndex else { return nil }
+            return String(rest[..<dot])
+        }
+        /// An emulated link's queue (DESIGN.md §11): messages crossing the link wait here, each
+        /// with `Header.linkDestination` naming the queue it is for.
+        public static func link(_ name: String) -> String { "hyperion.link.\(name)" }
         /// A scheduler's exclusive queue of `sampled` and `step_error` events.
         public static func scheduler(_ id: String) -> String { "hyperion.sched.\(id)" }
         /// The prefix of a planner's own queues (`hyperion.planner.<id>.telemetry`).
@@ -69,6 +80,10 @@ public enum Names {
         public static let topP = "x-top-p"
         public static let topK = "x-top-k"
         public static let seed = "x-seed"
+        /// Optional: context positions to reserve KV for at the attempt's first step.
+        public static let reserveTokens = "x-kv-tokens"
+        /// On a message sent through an emulated link: the queue it is for beyond the link.
+        public static let linkDestination = "x-link-to"
         /// The reason a message was dead-lettered.
         public static let error = "x-hyperion-error"
     }

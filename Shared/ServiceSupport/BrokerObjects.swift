@@ -75,6 +75,14 @@ public enum BrokerObjects {
         try await connection.bind(.queue(name, to: Names.Exchange.internal, routingKey: name))
     }
 
+    /// Declares an emulated link's queue (DESIGN.md §11). Both the `link-emulator` and the workers
+    /// that send through it declare it, so nothing sent before the link process starts is lost;
+    /// it outlives a link process's restart (not auto-delete), which then resumes the backlog.
+    public static func declareLinkQueue(_ name: String, on connection: AMQPConnection) async throws(AMQPError) {
+        _ = try await connection.declare(AMQPQueue(name: name, durable: false, exclusive: false, autoDelete: false))
+        try await connection.bind(.queue(name, to: Names.Exchange.internal, routingKey: name))
+    }
+
     /// Declares an exclusive subscription queue `name` bound to `exchange` with `routingKey`.
     ///
     /// Named by the caller (see `Names.Queue.subscription`) rather than by the server, so the
