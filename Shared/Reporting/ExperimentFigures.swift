@@ -71,7 +71,8 @@ public struct ExperimentFigures: Sendable {
 
     /// For one baseline at one load point: hyperion's total reduction, and what swapping only the
     /// partition (baseline partition → bsdp, baseline routing kept) or only the routing (baseline
-    /// routing → arts, baseline partition kept) gives.
+    /// routing → arts, baseline partition kept) gives. For the bsdp ablations the partition is
+    /// already hyperion's: the row is ARTS against their routing alone.
     public struct AblationRow: Sendable {
         public var source: ResultSource
         public var scenario: String
@@ -191,10 +192,13 @@ public struct ExperimentFigures: Sendable {
     static func reduction(from: Double, to: Double) -> Double { from > 0 ? (from - to) / from * 100 : 0 }
 
     static func ablation(_ group: WorkloadGroup) -> [AblationRow] {
-        // baseline → (its partition with bsdp routing kept, its routing swapped for arts)
-        let swaps = [
+        // baseline → (its routing kept on bsdp's partition, its partition kept under arts); the
+        // last two rows are routing alone on hyperion's own partition.
+        let swaps: [(String, String?, String)] = [
             ("gpipe", "bsdp+round-robin", "gpipe+arts"),
             ("heft", "bsdp+heft", "heft+arts"),
+            ("bsdp+round-robin", nil, "hyperion"),
+            ("bsdp+heft", nil, "hyperion"),
         ]
         var rows: [AblationRow] = []
         for load in group.loads {
@@ -205,8 +209,8 @@ public struct ExperimentFigures: Sendable {
                 }
                 let row = AblationRow(
                     source: group.source, scenario: group.scenario, workload: group.workload, load: load, baseline: baseline,
-                    totalPercent: percent("hyperion"), partitionOnlySystem: partitionOnly,
-                    partitionOnlyPercent: percent(partitionOnly), routingOnlySystem: routingOnly,
+                    totalPercent: percent("hyperion"), partitionOnlySystem: partitionOnly ?? "—",
+                    partitionOnlyPercent: partitionOnly.flatMap(percent), routingOnlySystem: routingOnly,
                     routingOnlyPercent: percent(routingOnly))
                 if row.partitionOnlyPercent != nil || row.routingOnlyPercent != nil { rows.append(row) }
             }

@@ -83,7 +83,12 @@ struct ReportTests {
         #expect(gpipe.routingOnlySystem == "gpipe+arts")
         #expect(gpipe.routingOnlyPercent.map(ReportFormat.percent) == "5.0%")
         // heft's ablations: bsdp+heft is absent, heft+arts is infeasible.
-        #expect(figures.ablation.allSatisfy { $0.baseline == "gpipe" })
+        #expect(!figures.ablation.contains { $0.baseline == "heft" })
+        // Routing alone on hyperion's partition: bsdp+round-robin 1.2 s → hyperion 1.0 s.
+        let routing = try #require(figures.ablation.first { $0.baseline == "bsdp+round-robin" && $0.load == 0.5 })
+        #expect(routing.partitionOnlyPercent == nil)
+        #expect(routing.routingOnlySystem == "hyperion")
+        #expect(routing.routingOnlyPercent.map(ReportFormat.percent) == "16.7%")
     }
 
     @Test("a load point where a baseline wins is listed with a reason naming the plans")
