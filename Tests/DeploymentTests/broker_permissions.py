@@ -200,6 +200,11 @@ def main():
                                 ch.queue_bind(STAGE_QUEUE, INTERNAL, routing_key=STAGE_QUEUE)))
     allowed("worker binds a server-named queue to hyperion.plan", worker,
             lambda ch: ch.queue_bind(ch.queue_declare("", exclusive=True).method.queue, PLAN))
+    # A link-emulator runs as the worker user: it declares, binds and consumes its link queue.
+    allowed("worker declares an emulated link's queue bound to hyperion.internal and consumes it", worker,
+            lambda ch: (ch.queue_declare("hyperion.link.permtest", exclusive=True),
+                        ch.queue_bind("hyperion.link.permtest", INTERNAL, routing_key="hyperion.link.permtest"),
+                        ch.basic_consume("hyperion.link.permtest", lambda *args: None)))
     allowed("scheduler publishes a step to hyperion.internal", scheduler, publish(INTERNAL, STAGE_QUEUE))
     # Not a permission: RabbitMQ refuses even a passive declare of another connection's exclusive
     # queue, so a scheduler cannot read an exclusive stage queue's depth that way (DESIGN §7).
