@@ -44,6 +44,7 @@ struct ReportCommand: ParsableCommand {
               hyperion report --scenarios examples/scenarios/paper-testbed.json \\
                 --save-results results/sim.json
               hyperion report --simulated results/sim.json --live results/live-*.json
+              hyperion report --skip-simulation --live results/live.json
             """
     )
 
@@ -74,6 +75,9 @@ struct ReportCommand: ParsableCommand {
     @Flag(name: .customLong("no-saturation"), help: "Skip the closed-loop run of every system at its own saturation.")
     var noSaturation = false
 
+    @Flag(name: .customLong("skip-simulation"), help: "Report only the given result files; simulate nothing.")
+    var skipSimulation = false
+
     @Option(help: ArgumentHelp("Where to write the HTML report.", valueName: "file.html"))
     var out = "report.html"
 
@@ -102,7 +106,7 @@ struct ReportCommand: ParsableCommand {
         var results = ResultSet()
         var context: [String] = []
         do throws(BadInput) {
-            let experiments = simulatedFiles.isEmpty ? try makeExperiments() : []
+            let experiments = simulatedFiles.isEmpty && !skipSimulation ? try makeExperiments() : []
             let live = try liveFiles.map { path throws(BadInput) in (path, try Self.readResults(path, source: .live)) }
             for path in simulatedFiles {
                 results.append(try Self.readResults(path, source: .simulated))
@@ -123,7 +127,8 @@ struct ReportCommand: ParsableCommand {
             }
             for (path, set) in live {
                 results.append(set)
-                context.append("Live results read from \(path) (broker overhead is real and unscaled).")
+                let scale = set.timeScale.map { ", emulated at time scale \($0): latencies are wall-clock seconds, not divided by it" } ?? ""
+                context.append("Live results read from \(path)\(scale) (broker overhead is real and unscaled).")
             }
         } catch {
             FileHandle.standardError.write(Data("hyperion report: \(error.message)\n".utf8))

@@ -84,6 +84,8 @@ public struct ResultSet: Sendable {
     /// hyperion's saturated throughput per (source, scenario, workload), requests/s.
     public var saturation: [SaturationFigure] = []
     public var notes: [String] = []
+    /// The emulation time scale a live result file states (`time_scale`), if any.
+    public var timeScale: Double?
 
     public init() {}
 
@@ -97,6 +99,7 @@ public struct ResultSet: Sendable {
 
     public mutating func append(_ other: ResultSet) {
         points += other.points
+        timeScale = timeScale ?? other.timeScale
         saturation += other.saturation
         notes += other.notes
     }
@@ -117,6 +120,7 @@ public struct ResultSet: Sendable {
             return set
         }
         let scenario = try document.optionalString("scenario") ?? defaultScenario
+        set.timeScale = try document.optionalNumber("time_scale")
         for (index, entry) in try document.array("results").enumerated() {
             set.points.append(try point(entry, source: source, scenario: scenario, path: document.path("results[\(index)]")))
         }
