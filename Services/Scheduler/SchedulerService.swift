@@ -336,11 +336,16 @@ final class SchedulerService: @unchecked Sendable {
         case .serving: .serving
         case .draining: .draining
         }
-        let status = NodeStatus(
+        // The node's own figure per step as it batches, when it sends one; else a decode step alone.
+        let stepSeconds = beat.stepSeconds.flatMap { $0 > 0 ? $0 : nil }
+            ?? meanStepSeconds(tier: beat.tier, flops: beat.nominal.flops, bandwidth: beat.nominal.memoryBandwidthBytesPerSecond)
+        var status = NodeStatus(
             id: beat.node, queue: queue, tier: beat.tier, instance: beat.instance, planVersion: beat.planVersion,
             state: state, speed: beat.speed, kvFreeBytes: beat.kvFreeBytes, activeSequences: beat.activeSequences,
-            readyMessages: 0, meanStepSeconds: meanStepSeconds(tier: beat.tier, flops: beat.nominal.flops, bandwidth: beat.nominal.memoryBandwidthBytesPerSecond),
+            readyMessages: 0, meanStepSeconds: stepSeconds,
             lastHeard: now, nominalFlops: beat.nominal.flops, nominalMemoryBandwidth: beat.nominal.memoryBandwidthBytesPerSecond)
+        status.kvReservedForScheduler = beat.kvReservedBytes?[settings.eventsQueue] ?? 0
+        status.batchShare = beat.batchShare ?? 1
         execute(core.heartbeat(status, now: now))
     }
 

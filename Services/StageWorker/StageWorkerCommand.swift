@@ -81,6 +81,9 @@ struct StageWorkerCommand: AsyncParsableCommand {
     @Option(help: "Memory in bytes this node advertises; weights plus KV cache must fit (default 1e9, or the --device preset's).")
     var memoryBytes: Double?
 
+    @Option(help: "Cap the KV-cache budget in bytes below what --memory-bytes leaves after the weights (default: no cap).")
+    var kvBudgetBytes: Double?
+
     @Option(help: "Stretch every computation by this factor without changing what the node advertises (experiments).")
     var slowdown: Double = 1
 
@@ -116,6 +119,7 @@ struct StageWorkerCommand: AsyncParsableCommand {
         for (flag, name) in [("--link", link), ("--return-link", returnLink)] where ProcessEnvironment.sanitizedID(name) != name {
             throw ValidationError("\(flag): '\(name)' may use only letters, digits, - and _")
         }
+        if let kvBudgetBytes, !(kvBudgetBytes >= 0 && kvBudgetBytes.isFinite) { throw ValidationError("--kv-budget-bytes: expected a number >= 0") }
         guard slowdown >= 1, slowdown.isFinite else { throw ValidationError("--slowdown: expected a number >= 1") }
         guard heartbeatSeconds > 0 else { throw ValidationError("--heartbeat-seconds: expected a number > 0") }
         if !device.isEmpty, DevicePreset(rawValue: device) == nil {
@@ -139,7 +143,7 @@ struct StageWorkerCommand: AsyncParsableCommand {
             amqpURL: amqpURL, tier: tier, nodeID: nodeID, modelPath: model, threads: threads,
             maxBatchSteps: maxBatchSteps, maxBatchTokens: maxBatchTokens, device: device.isEmpty ? nil : device, nominal: figures,
             slowdown: slowdown, heartbeatSeconds: heartbeatSeconds, idleCacheSeconds: idleCacheSeconds,
-            drainSeconds: drainSeconds, executor: ExecutorKind(rawValue: executor) ?? .real,
+            drainSeconds: drainSeconds, kvBudgetBytes: kvBudgetBytes, executor: ExecutorKind(rawValue: executor) ?? .real,
             timeScale: (try? TimeScale(timeScale)) ?? .real, dummyToken: dummyToken,
             link: link.isEmpty ? nil : link, returnLink: returnLink.isEmpty ? nil : returnLink)
         do {

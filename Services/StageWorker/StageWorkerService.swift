@@ -25,6 +25,8 @@ struct StageWorkerSettings: Sendable {
     var heartbeatSeconds: Double
     var idleCacheSeconds: Double
     var drainSeconds: Double
+    /// Caps the KV budget below what the advertised memory leaves (tests, small experiments).
+    var kvBudgetBytes: Double? = nil
     /// `real` runs the model's blocks; `profile` holds each batch for its roofline time on `nominal`.
     var executor: ExecutorKind = .real
     /// Multiplies the profile executor's holds (DESIGN.md §11).
@@ -56,6 +58,8 @@ private enum WorkerEvent: Sendable {
     case batchDone(BatchOutcome)
     case tick
     case terminate
+    /// Start the next batch, once the deliveries already received have joined the queue.
+    case formBatch
     case consumerEnded(String)
 }
 
@@ -86,11 +90,14 @@ final class StageWorkerService: @unchecked Sendable {
     private var plan: PlanDocument?
     private var pendingPlan: PlanDocument?
     private var computing = false
+    private var batchRequested = false
     private var draining = false
     private var drainDeadline = Double.infinity
     private var deliveries: [UInt64: AMQPDelivery] = [:]
     private var nextTag: UInt64 = 0
     private var speed = SpeedMeter()
+    private var batchMeter = BatchMeter()
+    private var batchesInInterval = Telemetry.Batches()
     private var busyInInterval = 0.0
     private var tokensInInterval = 0
     private var lastBeat = Clock.monotonicSeconds()
@@ -144,6 +151,9 @@ final class StageWorkerService: @unchecked Sendable {
             case .batchDone(let outcome): await finishBatch(outcome)
             case .tick: await tick()
             case .terminate: beginDrain(reason: "SIGTERM")
+            case .formBatch:
+                batchRequested = false
+                requestBatch()
             case .consumerEnded(let name):
                 if draining { break }
                 logger.error("consumer of \(name) ended; exiting")
@@ -313,7 +323,7 @@ final class StageWorkerService: @unchecked Sendable {
         } else {
             core = StageCore(
                 settings: StageSettings(
-                    node: settings.nodeID, queue: settings.queue, kvBudgetBytes: kvBudgetBytes,
+                    node: settings.nodeID, queue: settings.queue, kvBudgetBytes: min(kvBudgetBytes, settings.kvBudgetBytes ?? .infinity),
                     maxBatchSteps: settings.maxBatchSteps, maxBatchTokens: settings.maxBatchTokens,
                     idleCacheSeconds: settings.idleCacheSeconds),
                 assignment: assignment)
@@ -424,6 +434,15 @@ final class StageWorkerService: @unchecked Sendable {
 
     // MARK: Batches
 
+    /// Starts a batch only after the events already in the loop's stream: a previous stage
+    /// publishes a batch's outputs back to back, and starting on the first of them would split
+    /// one wave of steps into a batch of one and a batch of the rest.
+    private func requestBatch() {
+        guard !computing, !batchRequested, !(core?.queued.isEmpty ?? true) else { return }
+        batchRequested = true
+        events?.yield(.formBatch)
+    }
+
     private func startBatchIfIdle() {
         guard !computing, var core, let executor, let events else { return }
         let batch = core.nextBatch()
@@ -479,6 +498,8 @@ final class StageWorkerService: @unchecked Sendable {
             // Busy time in the emulated device's seconds, so a time-scaled node still reads speed 1.
             speed.record(predictedSeconds: predictedSeconds(outcome.steps), busySeconds: settings.timeScale.emulatedSeconds(wall: outcome.busySeconds))
             tokensInInterval += totalTokens
+            batchMeter.record(predictedSeconds: predictedSeconds(outcome.steps), aloneSeconds: aloneSeconds(outcome.steps), steps: outcome.steps.count)
+            batchesInInterval.record(steps: outcome.steps.count, tokens: totalTokens, computeSeconds: outcome.busySeconds)
             for (step, result) in zip(outcome.steps, results) {
                 let share = outcome.busySeconds * Double(step.header.tokenCount) / Double(totalTokens)
                 let delivery = deliveries.removeValue(forKey: step.deliveryTag)
@@ -520,6 +541,18 @@ final class StageWorkerService: @unchecked Sendable {
         return cost.seconds(batch: shapes, on: settings.nominal)
     }
 
+    /// Roofline seconds of a batch's steps each run alone: with `predictedSeconds`, how much
+    /// batching shares this node's time (`BatchMeter`).
+    private func aloneSeconds(_ batch: [QueuedStep]) -> Double {
+        guard let costs, let plan, let stage = plan.partition.stages.first(where: { $0.tierName == settings.tier }) else { return 0 }
+        let cost = costs.stage(firstBlock: stage.firstBlock, lastBlock: stage.lastBlock, holdsEmbedding: stage.holdsEmbedding, holdsHead: stage.holdsHead)
+        return batch.reduce(0) { total, step in
+            total + cost.seconds(
+                StepShape(kind: step.header.kind == .prefill ? .prefill : .decode, position: step.header.position, tokens: step.header.tokenCount),
+                on: settings.nominal)
+        }
+    }
+
     // MARK: Heartbeats, expiry, draining
 
     private func tick() async {
@@ -551,9 +584,13 @@ final class StageWorkerService: @unchecked Sendable {
             kvFreeBytes: core?.kvFreeBytes ?? 0, queueDepth: core?.queued.count ?? 0,
             activeSequences: core?.activeSequences ?? 0, busyFraction: min(1, busyInInterval / interval),
             speed: max(speed.speed, 1e-6), tokensPerSecond: Double(tokensInInterval) / interval,
-            modelSHA256: modelSHA256.isEmpty ? nil : modelSHA256, timestamp: Clock.wallSeconds())
+            modelSHA256: modelSHA256.isEmpty ? nil : modelSHA256, timestamp: Clock.wallSeconds(),
+            kvBudgetBytes: core?.settings.kvBudgetBytes, kvPeakBytes: core?.kvPeakBytes, kvReservedBytes: core?.kvReservedBytesByScheduler,
+            batches: batchesInInterval, stepSeconds: batchMeter.batches > 0 ? batchMeter.stepSeconds : nil,
+            batchShare: batchMeter.batches > 0 ? batchMeter.batchShare : nil)
         busyInInterval = 0
         tokensInInterval = 0
+        batchesInInterval = Telemetry.Batches()
         let message = AMQPMessage(body: encodeMessage(beat), properties: AMQPProperties(contentType: Names.ContentType.json))
         try? await outbound.publish(
             message, exchange: Names.Exchange.telemetry,

@@ -32,11 +32,15 @@ public struct StepHeader: Sendable, Equatable {
     /// One entry per stage already passed.
     public var timings: [StageTiming]
     public var sampling: SamplingParameters
+    /// Context positions the attempt may reach (prompt + emitted + remaining output): each node
+    /// reserves KV for them at the attempt's first step, so an admitted request never runs out
+    /// mid-generation (DESIGN.md §7). Nil (an older sender): nodes reserve as positions arrive.
+    public var reserveTokens: Int?
 
     public init(
         key: String, attempt: Int, scheduler: String, planVersion: Int64, route: [String], stage: Int, kind: Kind,
         position: Int, tokenCount: Int, dtype: DType, shape: [Int], timings: [StageTiming],
-        sampling: SamplingParameters
+        sampling: SamplingParameters, reserveTokens: Int? = nil
     ) {
         self.key = key
         self.attempt = attempt
@@ -51,6 +55,7 @@ public struct StepHeader: Sendable, Equatable {
         self.shape = shape
         self.timings = timings
         self.sampling = sampling
+        self.reserveTokens = reserveTokens
     }
 
     /// The body size these headers promise.
@@ -65,6 +70,7 @@ public struct StepHeader: Sendable, Equatable {
         if !route.indices.contains(stage) { throw fail(Names.Header.stage, "\(stage) is outside the route of \(route.count) stages") }
         if position < 0 { throw fail(Names.Header.position, "expected an integer >= 0") }
         if tokenCount < 1 { throw fail(Names.Header.tokenCount, "expected an integer >= 1") }
+        if let reserveTokens, reserveTokens < 0 { throw fail(Names.Header.reserveTokens, "expected an integer >= 0") }
         if kind == .decode && tokenCount != 1 { throw fail(Names.Header.tokenCount, "a decode step carries exactly 1 token") }
         switch dtype {
         case .i32:

@@ -39,6 +39,55 @@ public struct Telemetry: Codable, Sendable, Equatable {
         }
     }
 
+    /// The batches a worker ran since its previous heartbeat: how continuous batching is going.
+    public struct Batches: Codable, Sendable, Equatable {
+        public var count: Int
+        /// Steps over all of them (a mean batch has `steps / count`).
+        public var steps: Int
+        /// Tokens over all of them (prefill chunks count every token).
+        public var tokens: Int
+        /// Compute seconds over all of them.
+        public var computeSeconds: Double
+        /// The largest batch, in steps.
+        public var maxSteps: Int
+
+        public init(count: Int = 0, steps: Int = 0, tokens: Int = 0, computeSeconds: Double = 0, maxSteps: Int = 0) {
+            self.count = count
+            self.steps = steps
+            self.tokens = tokens
+            self.computeSeconds = computeSeconds
+            self.maxSteps = maxSteps
+        }
+
+        /// Adds one batch.
+        public mutating func record(steps: Int, tokens: Int, computeSeconds: Double) {
+            count += 1
+            self.steps += steps
+            self.tokens += tokens
+            self.computeSeconds += computeSeconds
+            maxSteps = max(maxSteps, steps)
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case count, steps, tokens
+            case computeSeconds = "compute_s"
+            case maxSteps = "max_steps"
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            count = try c.decode(Int.self, forKey: .count)
+            steps = try c.decode(Int.self, forKey: .steps)
+            tokens = try c.decode(Int.self, forKey: .tokens)
+            computeSeconds = try c.decode(Double.self, forKey: .computeSeconds)
+            maxSteps = try c.decode(Int.self, forKey: .maxSteps)
+            for (key, value) in [(CodingKeys.count, count), (.steps, steps), (.tokens, tokens), (.maxSteps, maxSteps)] where value < 0 {
+                throw Wire.invalid(key, c, "expected an integer >= 0")
+            }
+            if !(computeSeconds >= 0 && computeSeconds.isFinite) { throw Wire.invalid(.computeSeconds, c, "expected a number >= 0") }
+        }
+    }
+
     public var node: String
     /// A fresh UUID per process start, so a restarted node is told apart from its old self.
     public var instance: String
@@ -58,11 +107,29 @@ public struct Telemetry: Codable, Sendable, Equatable {
     public var modelSHA256: String?
     /// Seconds since the Unix epoch at the sender.
     public var timestamp: Double
+    /// The node's KV budget (optional, as the fields below: older workers omit them).
+    public var kvBudgetBytes: Double?
+    /// The most KV bytes ever reserved at once on this node since it started: never above the
+    /// budget, which the node's own refusal (`kv_full`) guarantees.
+    public var kvPeakBytes: Double?
+    /// KV bytes reserved per owning scheduler (its events queue), so that each scheduler can tell
+    /// its own admissions the node already counts from those still on their way (DESIGN.md §7).
+    public var kvReservedBytes: [String: Double]?
+    /// Batches run since the previous heartbeat.
+    public var batches: Batches?
+    /// EWMA of predicted seconds per step as the node batches them (a batch's roofline over its
+    /// steps): what ARTS prices a queued step at on this node.
+    public var stepSeconds: Double?
+    /// EWMA of a batch's predicted seconds over those of its steps run one by one (0…1): how much
+    /// batching shares the node's time among sequences (DESIGN.md §7 under batching).
+    public var batchShare: Double?
 
     public init(
         node: String, instance: String, tier: String, device: String? = nil, planVersion: Int64?, state: State,
         nominal: Nominal, kvFreeBytes: Double, queueDepth: Int, activeSequences: Int, busyFraction: Double,
-        speed: Double, tokensPerSecond: Double, modelSHA256: String?, timestamp: Double
+        speed: Double, tokensPerSecond: Double, modelSHA256: String?, timestamp: Double, kvBudgetBytes: Double? = nil,
+        kvPeakBytes: Double? = nil, kvReservedBytes: [String: Double]? = nil, batches: Batches? = nil, stepSeconds: Double? = nil,
+        batchShare: Double? = nil
     ) {
         self.node = node
         self.instance = instance
@@ -79,6 +146,12 @@ public struct Telemetry: Codable, Sendable, Equatable {
         self.tokensPerSecond = tokensPerSecond
         self.modelSHA256 = modelSHA256
         self.timestamp = timestamp
+        self.kvBudgetBytes = kvBudgetBytes
+        self.kvPeakBytes = kvPeakBytes
+        self.kvReservedBytes = kvReservedBytes
+        self.batches = batches
+        self.stepSeconds = stepSeconds
+        self.batchShare = batchShare
     }
 
     enum CodingKeys: String, CodingKey {
@@ -91,6 +164,12 @@ public struct Telemetry: Codable, Sendable, Equatable {
         case tokensPerSecond = "tokens_per_s"
         case modelSHA256 = "model_sha256"
         case timestamp = "ts"
+        case kvBudgetBytes = "kv_budget_bytes"
+        case kvPeakBytes = "kv_peak_bytes"
+        case kvReservedBytes = "kv_reserved"
+        case batches
+        case stepSeconds = "step_s"
+        case batchShare = "batch_share"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -118,6 +197,21 @@ public struct Telemetry: Codable, Sendable, Equatable {
         if !(tokensPerSecond >= 0 && tokensPerSecond.isFinite) { throw Wire.invalid(.tokensPerSecond, c, "expected a number >= 0") }
         modelSHA256 = try c.decodeIfPresent(String.self, forKey: .modelSHA256)
         timestamp = try c.decode(Double.self, forKey: .timestamp)
+        for key in [CodingKeys.kvBudgetBytes, .kvPeakBytes, .stepSeconds] {
+            if let value = try c.decodeIfPresent(Double.self, forKey: key), !(value >= 0 && value.isFinite) {
+                throw Wire.invalid(key, c, "expected a number >= 0")
+            }
+        }
+        kvBudgetBytes = try c.decodeIfPresent(Double.self, forKey: .kvBudgetBytes)
+        kvPeakBytes = try c.decodeIfPresent(Double.self, forKey: .kvPeakBytes)
+        stepSeconds = try c.decodeIfPresent(Double.self, forKey: .stepSeconds)
+        kvReservedBytes = try c.decodeIfPresent([String: Double].self, forKey: .kvReservedBytes)
+        if let reserved = kvReservedBytes, reserved.values.contains(where: { !($0 >= 0 && $0.isFinite) }) {
+            throw Wire.invalid(.kvReservedBytes, c, "expected numbers >= 0")
+        }
+        batches = try c.decodeIfPresent(Batches.self, forKey: .batches)
+        batchShare = try c.decodeIfPresent(Double.self, forKey: .batchShare)
+        if let share = batchShare, !(share > 0 && share <= 1) { throw Wire.invalid(.batchShare, c, "expected a number in (0, 1]") }
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -138,5 +232,11 @@ public struct Telemetry: Codable, Sendable, Equatable {
         try c.encode(tokensPerSecond, forKey: .tokensPerSecond)
         try c.encodeIfPresent(modelSHA256, forKey: .modelSHA256)
         try c.encode(timestamp, forKey: .timestamp)
+        try c.encodeIfPresent(kvBudgetBytes, forKey: .kvBudgetBytes)
+        try c.encodeIfPresent(kvPeakBytes, forKey: .kvPeakBytes)
+        try c.encodeIfPresent(kvReservedBytes, forKey: .kvReservedBytes)
+        try c.encodeIfPresent(batches, forKey: .batches)
+        try c.encodeIfPresent(stepSeconds, forKey: .stepSeconds)
+        try c.encodeIfPresent(batchShare, forKey: .batchShare)
     }
 }

@@ -26,6 +26,13 @@ public struct NodeStatus: Sendable, Equatable {
     /// What the node advertises: effective FLOP/s and memory bandwidth (nil: compute-bound only).
     public var nominalFlops: Double
     public var nominalMemoryBandwidth: Double?
+    /// KV bytes the node reports reserved for this scheduler's requests (included in what
+    /// `kvFreeBytes` leaves out), so the router can tell which of its admissions the node counts.
+    public var kvReservedForScheduler: Double = 0
+    /// Predicted seconds a sequence's step costs on this node as it batches, over the same step
+    /// run alone (0…1; 1 when steps are compute-bound or run one at a time): how much less the
+    /// work of sequences it already serves delays a new one when the node batches them together.
+    public var batchShare: Double = 1
 
     public init(
         id: String, queue: String, tier: String, instance: String, planVersion: Int64?, state: State,

@@ -26,6 +26,8 @@ public struct StageDemand: Sendable {
 public struct Route: Sendable, Equatable {
     public var nodes: [NodeStatus]
     public var chargedSeconds: [Double]
+    /// KV bytes reserved on each node for the request's context, returned by `Router.released`.
+    public var kvBytes: [Double] = []
 
     public var queues: [String] { nodes.map(\.queue) }
     public var ids: [String] { nodes.map(\.id) }
@@ -40,9 +42,16 @@ public struct Router: Sendable {
     /// Predicted seconds routed to each node since its last heartbeat (ARTS) or still unfinished
     /// by the router's own reckoning (HEFT).
     private var pendingSeconds: [String: Double] = [:]
-    /// KV bytes of requests routed to each node since its last heartbeat, which its reported
-    /// free KV does not reflect yet (every policy: it is admission, not preference).
-    private var pendingKVBytes: [String: Double] = [:]
+    /// KV bytes of this router's live routes through each node, from routing until release
+    /// (every policy: it is admission, not preference). A node's heartbeat reports how much of it
+    /// the node already counts (`kvReservedForScheduler`); the rest is still on its way there.
+    private var reservedKVBytes: [String: Double] = [:]
+    /// Released reservations a node may still count (its release message may be behind its
+    /// heartbeat), each with the heartbeats heard since; dropped at the second.
+    private var releasingKVBytes: [String: [(bytes: Double, heartbeats: Int)]] = [:]
+    /// Nodes that refused a request for KV (`kv_full`) since their last heartbeat: another
+    /// scheduler filled them, so they take nothing more until they report again.
+    private var refusedKV: Set<String> = []
     /// HEFT: when each node is expected to be free, by nominal speed.
     private var busyUntil: [String: Double] = [:]
     /// Round-robin: next index per tier.
@@ -55,17 +64,37 @@ public struct Router: Sendable {
     /// A heartbeat from `node` accounts for what was routed to it before: start counting afresh.
     public mutating func heartbeatArrived(node: String) {
         if policy == .arts { pendingSeconds[node] = 0 }
-        pendingKVBytes[node] = 0
+        refusedKV.remove(node)
+        if var releasing = releasingKVBytes[node] {
+            for index in releasing.indices { releasing[index].heartbeats += 1 }
+            releasing.removeAll { $0.heartbeats >= 2 }
+            releasingKVBytes[node] = releasing.isEmpty ? nil : releasing
+        }
+    }
+
+    /// KV bytes a new request may take on `node` by this router's reckoning: what the node
+    /// reported free, less this router's reservations it did not count yet, less releases it may
+    /// not have seen; none after a `kv_full` refusal until its next heartbeat.
+    public func kvRoomBytes(_ node: NodeStatus) -> Double {
+        guard !refusedKV.contains(node.id) else { return 0 }
+        let releasing = releasingKVBytes[node.id]?.reduce(0) { $0 + $1.bytes } ?? 0
+        return node.kvFreeBytes + node.kvReservedForScheduler - (reservedKVBytes[node.id] ?? 0) - releasing
+    }
+
+    /// A node refused a request's first step for want of KV (`kv_full`).
+    public mutating func kvRefused(node: String) {
+        refusedKV.insert(node)
     }
 
     /// Seconds of work ARTS believes waits on `node` before a new request's work: its ready
-    /// steps, the remaining work of the sequences it reports active (priced at half of
-    /// `sequenceSeconds`, one request's work there, as they are on average half done), and what
-    /// this router sent it since its last heartbeat.
+    /// steps (priced at the node's mean step as it batches them), the remaining work of the
+    /// sequences it reports active (half of `sequenceSeconds`, one request's work there, as they
+    /// are on average half done), and what this router sent it since its last heartbeat. The
+    /// sequences' work counts at the node's `batchShare`: steps batched together share its time.
     public func backlogSeconds(_ node: NodeStatus, sequenceSeconds: Double) -> Double {
         Double(node.readyMessages) * node.meanStepSeconds
-            + Double(node.activeSequences) * 0.5 * sequenceSeconds
-            + (pendingSeconds[node.id] ?? 0)
+            + (Double(node.activeSequences) * 0.5 * sequenceSeconds + (pendingSeconds[node.id] ?? 0))
+            * min(1, max(node.batchShare, 0))
     }
 
     /// Chooses one node per stage from `candidates[j]` (the tier's serving nodes), or nil when
@@ -78,7 +107,7 @@ public struct Router: Sendable {
         var charged: [Double] = []
         for (stage, tierNodes) in candidates.enumerated() {
             let need = stage < demand.kvBytes.count ? demand.kvBytes[stage] : 0
-            let roomy = tierNodes.filter { $0.kvFreeBytes - (pendingKVBytes[$0.id] ?? 0) >= need }
+            let roomy = tierNodes.filter { kvRoomBytes($0) >= need }
             let preferred = avoiding.isEmpty ? roomy : roomy.filter { !avoiding.contains($0.id) }
             let eligible = preferred.isEmpty ? roomy : preferred
             guard !eligible.isEmpty else { return nil }
@@ -116,9 +145,8 @@ public struct Router: Sendable {
             chosen.append(pick)
             charged.append(work)
         }
-        for (stage, node) in chosen.enumerated() where stage < demand.kvBytes.count {
-            pendingKVBytes[node.id, default: 0] += demand.kvBytes[stage]
-        }
+        let kvBytes = chosen.indices.map { $0 < demand.kvBytes.count ? demand.kvBytes[$0] : 0 }
+        for (node, bytes) in zip(chosen, kvBytes) { reservedKVBytes[node.id, default: 0] += bytes }
         for (node, work) in zip(chosen, charged) {
             switch policy {
             case .arts: pendingSeconds[node.id, default: 0] += work
@@ -126,12 +154,17 @@ public struct Router: Sendable {
             case .roundRobin: break
             }
         }
-        return Route(nodes: chosen, chargedSeconds: charged)
+        return Route(nodes: chosen, chargedSeconds: charged, kvBytes: kvBytes)
     }
 
-    /// A request finished or failed over: HEFT's bookkeeping releases work it charged but that
+    /// A request finished or failed over: its KV reservations go (the nodes free them when the
+    /// release or cancel reaches them), and HEFT's bookkeeping releases work it charged but that
     /// will not run.
     public mutating func released(_ route: Route, unusedFraction: Double, now: Double) {
+        for (node, bytes) in zip(route.nodes, route.kvBytes) where bytes > 0 {
+            reservedKVBytes[node.id] = max(0, (reservedKVBytes[node.id] ?? 0) - bytes)
+            releasingKVBytes[node.id, default: []].append((bytes, 0))
+        }
         guard policy == .heft, unusedFraction > 0 else { return }
         for (node, work) in zip(route.nodes, route.chargedSeconds) {
             if let until = busyUntil[node.id] { busyUntil[node.id] = max(now, until - work * unusedFraction) }

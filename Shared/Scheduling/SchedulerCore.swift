@@ -180,7 +180,13 @@ public struct SchedulerCore: Sendable {
         switch event {
         case .sampled(let sampled): return self.sampled(sampled, now: now)
         case .stepError(let error):
-            guard let state = requests[error.key], state.attempt == error.attempt, state.route != nil else { return [] }
+            guard var state = requests[error.key], state.attempt == error.attempt, state.route != nil else { return [] }
+            if error.code == .kvFull {
+                // Another scheduler filled the node first: wait for room, without spending an attempt.
+                router.kvRefused(node: error.node)
+                state.kvRefusals += 1
+                requests[error.key] = state
+            }
             return failOver(error.key, avoiding: [error.node], now: now, reason: "\(error.node): \(error.code.rawValue): \(error.message)")
         }
     }
@@ -337,14 +343,22 @@ public struct SchedulerCore: Sendable {
         guard var state = requests[key] else { return [] }
         var directives = cancelControls(state).map { SchedulerDirective.control(queue: $0.queue, $0.message) }
         state.failures.append(reason)
-        if state.attempt >= settings.maxAttempts {
+        releaseRoute(state, now: now)
+        state.route = nil
+        if state.attempt - state.kvRefusals >= settings.maxAttempts {
             requests[key] = state
             return directives + fail(key, code: .unavailable, message: "gave up after \(state.attempt) attempts; last: \(reason)", now: now, sendCancels: false)
         }
-        state.route = nil
         requests[key] = state
         directives += start(key, avoiding: avoiding, now: now)
         return directives
+    }
+
+    /// Gives the router back the KV it reserved for the attempt's route. HEFT keeps the time it
+    /// charged (unused fraction 0), as the simulator's HEFT does.
+    private mutating func releaseRoute(_ state: RequestState, now: Double) {
+        guard let route = state.route else { return }
+        router.released(route, unusedFraction: 0, now: now)
     }
 
     private func cancelControls(_ state: RequestState) -> [ControlTarget] {
@@ -355,6 +369,7 @@ public struct SchedulerCore: Sendable {
     private mutating func finish(_ key: String, reason: FinishReason, now: Double) -> [SchedulerDirective] {
         guard let state = requests.removeValue(forKey: key) else { return [] }
         waiting.removeAll { $0 == key }
+        releaseRoute(state, now: now)
         let controls: [ControlTarget]
         if let route = state.route {
             let kind: ControlMessage.Kind = reason == .stop || reason == .length ? .release : .cancel
@@ -382,6 +397,7 @@ public struct SchedulerCore: Sendable {
     ) -> [SchedulerDirective] {
         guard let state = requests.removeValue(forKey: key) else { return [] }
         waiting.removeAll { $0 == key }
+        releaseRoute(state, now: now)
         return [.finish(Completion(
             key: key, replyTo: state.admission.replyTo, correlationID: state.admission.correlationID,
             reply: .error(ErrorReply(id: state.admission.id, code: code, message: message)),
@@ -392,7 +408,8 @@ public struct SchedulerCore: Sendable {
         StepHeader(
             key: state.admission.key, attempt: state.attempt, scheduler: settings.eventsQueue,
             planVersion: state.planVersion ?? 0, route: route.queues, stage: 0, kind: kind, position: position,
-            tokenCount: count, dtype: .i32, shape: [count], timings: [], sampling: state.admission.sampling)
+            tokenCount: count, dtype: .i32, shape: [count], timings: [], sampling: state.admission.sampling,
+            reserveTokens: state.admission.promptTokens.count + state.admission.maxTokens)
     }
 }
 
@@ -412,6 +429,8 @@ struct RequestState: Sendable {
     /// Nodes to steer clear of on the next route.
     var avoid: Set<String> = []
     var failures: [String] = []
+    /// Attempts a node refused for want of KV: they wait for room and do not count as failures.
+    var kvRefusals = 0
     var stageTimings: [StageTiming] = []
 
     init(admission: Admission, vocabulary: Vocabulary) {

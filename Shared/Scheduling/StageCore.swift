@@ -100,6 +100,12 @@ public struct StageCore: Sendable {
     public private(set) var queued: [QueuedStep] = []
     /// Positions held per attempt (every position below the value is written) and last use.
     private var caches: [CacheKey: (held: Int, lastUsed: Double)] = [:]
+    /// KV positions reserved per attempt (never below what it holds or has queued), with its
+    /// owning scheduler's queue: an attempt reserves its whole context at its first step, so
+    /// the node refuses a request up front rather than running out in the middle of one.
+    private var reservations: [CacheKey: (tokens: Int, scheduler: String, since: Double)] = [:]
+    /// The most KV bytes reserved at once so far.
+    public private(set) var kvPeakBytes = 0.0
     /// Attempts cancelled recently, with when: their late steps are dropped silently.
     private var cancelled: [CacheKey: Double] = [:]
 
@@ -110,7 +116,17 @@ public struct StageCore: Sendable {
 
     public var activeSequences: Int { caches.count }
     public var kvUsedBytes: Double { Double(caches.values.reduce(0) { $0 + $1.held }) * assignment.kvBytesPerToken }
-    public var kvFreeBytes: Double { max(0, settings.kvBudgetBytes - kvUsedBytes) }
+    /// KV bytes promised to the attempts this node holds or has queued (at least `kvUsedBytes`).
+    public var kvReservedBytes: Double { Double(reservations.values.reduce(0) { $0 + $1.tokens }) * assignment.kvBytesPerToken }
+    public var kvFreeBytes: Double { max(0, settings.kvBudgetBytes - max(kvReservedBytes, kvUsedBytes)) }
+    /// Reserved KV bytes per owning scheduler queue (for telemetry).
+    public var kvReservedBytesByScheduler: [String: Double] {
+        var bytes: [String: Double] = [:]
+        for reservation in reservations.values {
+            bytes[reservation.scheduler, default: 0] += Double(reservation.tokens) * assignment.kvBytesPerToken
+        }
+        return bytes
+    }
     public var heldCaches: [CacheKey] { caches.keys.sorted { $0.description < $1.description } }
 
     /// Stops taking new keys; steps of held caches still run.
@@ -120,6 +136,7 @@ public struct StageCore: Sendable {
     public mutating func reassign(_ new: StageAssignment) -> [StageDirective] {
         let freed = heldCaches.map(StageDirective.freeCache)
         caches = [:]
+        reservations = [:]
         assignment = new
         draining = false
         return freed
@@ -158,9 +175,16 @@ public struct StageCore: Sendable {
         } else if let held, header.position > held {
             return refuse(.missingCache, "\(settings.node) holds positions 0..<\(held) of \(step.cache); step starts at \(header.position)")
         }
-        let growth = max(0, header.position + header.tokenCount - (held ?? 0))
-        if kvUsedBytes + queuedGrowthBytes() + Double(growth) * assignment.kvBytesPerToken > settings.kvBudgetBytes {
-            return refuse(.kvFull, "\(settings.node) has \(Int(kvFreeBytes)) KV bytes free; the step needs \(Int(Double(growth) * assignment.kvBytesPerToken))")
+        // A new attempt reserves the context it may reach; any step beyond its reservation grows it.
+        let reserved = reservations[step.cache]?.tokens ?? 0
+        let wanted = max(reserved, header.position + header.tokenCount, held == nil ? header.reserveTokens ?? 0 : 0)
+        if wanted > reserved {
+            let growthBytes = Double(wanted - reserved) * assignment.kvBytesPerToken
+            if kvReservedBytes + growthBytes > settings.kvBudgetBytes {
+                return refuse(.kvFull, "\(settings.node) has \(Int(kvFreeBytes)) KV bytes free; \(step.cache) needs \(Int(growthBytes)) more")
+            }
+            reservations[step.cache] = (wanted, header.scheduler, reservations[step.cache]?.since ?? now)
+            kvPeakBytes = max(kvPeakBytes, kvReservedBytes)
         }
         queued.append(step)
         return []
@@ -173,16 +197,6 @@ public struct StageCore: Sendable {
             held = max(held ?? 0, step.header.position + step.header.tokenCount)
         }
         return held
-    }
-
-    private func queuedGrowthBytes() -> Double {
-        var growth: [CacheKey: Int] = [:]
-        for step in queued {
-            let base = growth[step.cache] ?? caches[step.cache]?.held ?? 0
-            growth[step.cache] = max(base, step.header.position + step.header.tokenCount)
-        }
-        let extra = growth.reduce(0) { $0 + $1.value - (caches[$1.key]?.held ?? 0) }
-        return Double(extra) * assignment.kvBytesPerToken
     }
 
     /// The next batch: queued steps in arrival order, at most one per request, within limits.
@@ -245,6 +259,7 @@ public struct StageCore: Sendable {
             for step in queued where step.cache == cache { directives.append(.ack(deliveryTag: step.deliveryTag)) }
             queued.removeAll { $0.cache == cache }
         }
+        reservations[cache] = nil
         if caches.removeValue(forKey: cache) != nil { directives.append(.freeCache(cache)) }
         return directives
     }
@@ -256,7 +271,13 @@ public struct StageCore: Sendable {
         var directives: [StageDirective] = []
         for cache in idle.sorted(by: { $0.description < $1.description }) where !busy.contains(cache) {
             caches[cache] = nil
+            reservations[cache] = nil
             directives.append(.freeCache(cache))
+        }
+        // A reservation that never came to hold anything (its steps failed, its scheduler vanished).
+        for (cache, reservation) in reservations
+        where caches[cache] == nil && !busy.contains(cache) && now - reservation.since > settings.idleCacheSeconds {
+            reservations[cache] = nil
         }
         cancelled = cancelled.filter { now - $0.value < max(60, settings.idleCacheSeconds) }
         return directives

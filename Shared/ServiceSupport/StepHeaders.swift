@@ -6,7 +6,7 @@ extension StepHeader {
     /// The header table of a step message.
     public var amqpHeaders: AMQPTable {
         typealias H = Names.Header
-        return [
+        var table: AMQPTable = [
             H.version: .int32(Int32(Names.schemaVersion)),
             H.key: .string(key),
             H.attempt: .int32(Int32(clamping: attempt)),
@@ -26,6 +26,8 @@ extension StepHeader {
             // AMQP has no unsigned 64-bit field: the seed travels as its bit pattern.
             H.seed: .int64(Int64(bitPattern: sampling.seed)),
         ]
+        if let reserveTokens { table[H.reserveTokens] = .int32(Int32(clamping: reserveTokens)) }
+        return table
     }
 
     /// Reads a step's headers, naming the first missing or mistyped one.
@@ -69,7 +71,8 @@ extension StepHeader {
             position: try reader.int(H.position), tokenCount: try reader.int(H.tokenCount), dtype: dtype, shape: shape, timings: timings,
             sampling: SamplingParameters(
                 temperature: try reader.number(H.temperature), topP: try reader.number(H.topP), topK: try reader.int(H.topK),
-                seed: UInt64(bitPattern: try reader.integer(H.seed))))
+                seed: UInt64(bitPattern: try reader.integer(H.seed))),
+            reserveTokens: table[H.reserveTokens] == nil ? nil : try reader.int(H.reserveTokens))
     }
 }
 

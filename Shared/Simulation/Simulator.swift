@@ -279,6 +279,7 @@ struct SimulationRun {
         }
         requests[r].attempt += 1
         requests[r].routed = true
+        requests[r].route = route
         if requests[r].attempt > 1 { failovers += 1 }
         for (stage, node) in route.nodes.enumerated() {
             routes[r * stageCount + stage] = Int32(nodeIndex[node.id] ?? 0)
@@ -376,6 +377,10 @@ struct SimulationRun {
 
     /// Frees the KV a request's attempt holds on its route (`release` / `cancel`).
     mutating func releaseHeld(_ r: Int) {
+        if let route = requests[r].route {
+            router.released(route, unusedFraction: 0, now: now)
+            requests[r].route = nil
+        }
         let total = Double(Int(requests[r].prompt) + Int(requests[r].output))
         for stage in 0..<stageCount where held[r * stageCount + stage] {
             held[r * stageCount + stage] = false
@@ -441,6 +446,7 @@ struct SimulationRun {
         guard costIndex >= 0 else { return }
         let cost = costs[costIndex]
         var flops = 0.0
+        var aloneSeconds = 0.0
         var tokens = 0
         scratchKept.removeAll(keepingCapacity: true)
         scratchSeen.removeAll(keepingCapacity: true)
@@ -460,8 +466,10 @@ struct SimulationRun {
             if fits && !scratchSeen.contains(step.request) {
                 nodes[node].batch.append(step)
                 tokens += Int(step.tokens)
-                flops += cost.flops(
+                let stepFlops = cost.flops(
                     StepShape(kind: step.isPrefill ? .prefill : .decode, position: Int(step.position), tokens: Int(step.tokens)))
+                flops += stepFlops
+                aloneSeconds += cost.seconds(flops: stepFlops, on: nodes[node].nominal)
             } else {
                 scratchKept.append(step)
             }
@@ -484,6 +492,7 @@ struct SimulationRun {
         let actual = predicted * nodes[node].slowdown
         nodes[node].busy = true
         nodes[node].batchPredicted = predicted
+        nodes[node].batchAloneSeconds = aloneSeconds
         nodes[node].batchActual = actual
         events.push(Event(time: now + actual, kind: .batchDone, target: Int32(node)))
     }
@@ -498,9 +507,7 @@ struct SimulationRun {
         nodes[node].batches += 1
         nodes[node].steps += count
         nodes[node].speed.record(predictedSeconds: predicted, busySeconds: actual)
-        let perStep = predicted / Double(max(count, 1))
-        nodes[node].meanStepSeconds =
-            nodes[node].batches == 1 ? perStep : 0.8 * nodes[node].meanStepSeconds + 0.2 * perStep
+        nodes[node].batchMeter.record(predictedSeconds: predicted, aloneSeconds: nodes[node].batchAloneSeconds, steps: count)
         let stage = nodes[node].stage
         for position in 0..<count {
             let step = nodes[node].batch[position]
@@ -547,11 +554,15 @@ struct SimulationRun {
     func status(of node: Int, at time: Double) -> NodeStatus {
         let state = nodes[node]
         let tier = tierNames[state.tier]
-        return NodeStatus(
+        var status = NodeStatus(
             id: nodeIds[node], queue: "hyperion.stage.\(tier).\(nodeIds[node])", tier: tier, instance: nodeIds[node],
             planVersion: 1, state: .serving, speed: state.speed.speed,
             kvFreeBytes: max(0, state.kvBudget - state.kvReserved), activeSequences: state.active,
-            readyMessages: state.queue.count - state.head, meanStepSeconds: state.meanStepSeconds, lastHeard: time)
+            readyMessages: state.queue.count - state.head, meanStepSeconds: state.batchMeter.stepSeconds, lastHeard: time)
+        // One scheduler: every reservation the node holds is its own.
+        status.kvReservedForScheduler = state.kvReserved
+        status.batchShare = state.batchMeter.batchShare
+        return status
     }
 
     mutating func heartbeat(node: Int) {
@@ -635,8 +646,10 @@ struct NodeState {
     var batches = 0
     var steps = 0
     var speed = SpeedMeter()
-    /// EWMA of predicted seconds per step (what the scheduler prices queued messages at).
-    var meanStepSeconds = 0.0
+    var batchAloneSeconds = 0.0
+    /// Predicted seconds per step as batched and the batch share (what the scheduler prices
+    /// queued messages and active sequences with).
+    var batchMeter = BatchMeter()
     var kvBudget: Double
     var kvReserved = 0.0
     /// Requests holding KV here.
@@ -669,6 +682,8 @@ struct RequestState {
     var routed = false
     var ended = false
     var firstTokenAt = -1.0
+    /// The router's reservations for the current attempt, returned when it ends.
+    var route: Route?
 
     init(arrival: Double, prompt: Int32, output: Int32) {
         self.arrival = arrival

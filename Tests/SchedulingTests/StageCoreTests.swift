@@ -6,14 +6,15 @@ private let route = ["hyperion.stage.edge.e1", "hyperion.stage.fog.f1", "hyperio
 
 private func step(
     key: String = "k", attempt: Int = 1, stage: Int = 1, position: Int = 0, tokens: Int = 3, tag: UInt64 = 1,
-    plan: Int64 = 1, hidden: Int = 8, at time: Double = 0
+    plan: Int64 = 1, hidden: Int = 8, at time: Double = 0, reserve: Int? = nil, scheduler: String = "hyperion.sched.s1"
 ) -> QueuedStep {
     let dtype: StepHeader.DType = stage == 0 ? .i32 : .f32
     let header = StepHeader(
-        key: key, attempt: attempt, scheduler: "hyperion.sched.s1", planVersion: plan, route: route, stage: stage,
+        key: key, attempt: attempt, scheduler: scheduler, planVersion: plan, route: route, stage: stage,
         kind: tokens == 1 && position > 0 ? .decode : .prefill, position: position, tokenCount: tokens, dtype: dtype,
         shape: dtype == .i32 ? [tokens] : [tokens, hidden],
-        timings: (0..<stage).map { StageTiming(node: "n\($0)", computeSeconds: 0.1, waitSeconds: 0) }, sampling: .init())
+        timings: (0..<stage).map { StageTiming(node: "n\($0)", computeSeconds: 0.1, waitSeconds: 0) }, sampling: .init(),
+        reserveTokens: reserve)
     let bytes = dtype == .i32 ? tokens * 4 : tokens * hidden * 4
     return QueuedStep(deliveryTag: tag, header: header, body: [UInt8](repeating: 0, count: bytes), receivedAt: time)
 }
@@ -101,6 +102,45 @@ struct StageCoreTests {
         #expect(stage.receive(step(key: "a", position: 0, tokens: 6), now: 0).isEmpty)
         #expect(refusal(stage.receive(step(key: "b", position: 0, tokens: 5, tag: 2), now: 0)) == .kvFull)
         #expect(stage.receive(step(key: "b", position: 0, tokens: 4, tag: 3), now: 0).isEmpty)
+    }
+
+    @Test("a new request joins the next batch beside running decodes, and a finished one leaves it")
+    func continuousBatching() {
+        var stage = core()
+        _ = stage.receive(step(key: "a", position: 0, tokens: 3, tag: 1), now: 0)
+        _ = stage.receive(step(key: "b", position: 0, tokens: 2, tag: 2), now: 0)
+        for queued in stage.nextBatch() { _ = stage.completed(queued, sampledToken: nil, computeSeconds: 0, now: 0) }
+        // a and b decode; c's prefill arrives meanwhile and runs in the same batch.
+        _ = stage.receive(step(key: "a", position: 3, tokens: 1, tag: 3), now: 1)
+        _ = stage.receive(step(key: "b", position: 2, tokens: 1, tag: 4), now: 1)
+        _ = stage.receive(step(key: "c", position: 0, tokens: 4, tag: 5), now: 1)
+        let second = stage.nextBatch()
+        #expect(second.map(\.deliveryTag) == [3, 4, 5])
+        for queued in second { _ = stage.completed(queued, sampledToken: nil, computeSeconds: 0, now: 1) }
+        // a is done and released; the next batch holds b and c only.
+        _ = stage.control(ControlMessage(kind: .release, key: "a", attempt: 1), now: 2)
+        _ = stage.receive(step(key: "b", position: 3, tokens: 1, tag: 6), now: 2)
+        _ = stage.receive(step(key: "c", position: 4, tokens: 1, tag: 7), now: 2)
+        #expect(stage.nextBatch().map(\.header.key) == ["b", "c"])
+        #expect(stage.activeSequences == 2)
+    }
+
+    @Test("a new attempt reserves its whole context up front; what does not fit is refused before any work")
+    func reservations() {
+        var stage = core(budget: 200)  // 20 positions
+        #expect(stage.receive(step(key: "a", position: 0, tokens: 3, tag: 1, reserve: 12), now: 0).isEmpty)
+        #expect(stage.kvReservedBytes == 120 && stage.kvFreeBytes == 80)
+        // b's first chunk is small, but its context is not: refused now rather than mid-generation.
+        #expect(refusal(stage.receive(step(key: "b", position: 0, tokens: 2, tag: 2, reserve: 10, scheduler: "hyperion.sched.s2"), now: 0)) == .kvFull)
+        #expect(stage.receive(step(key: "c", position: 0, tokens: 2, tag: 3, reserve: 8, scheduler: "hyperion.sched.s2"), now: 0).isEmpty)
+        #expect(stage.kvReservedBytesByScheduler == ["hyperion.sched.s1": 120, "hyperion.sched.s2": 80])
+        // a's decode steps stay within its reservation: never refused.
+        for queued in stage.nextBatch() { _ = stage.completed(queued, sampledToken: nil, computeSeconds: 0, now: 0) }
+        #expect(stage.receive(step(key: "a", position: 3, tokens: 1, tag: 4, reserve: 12), now: 1).isEmpty)
+        // Releasing a makes room for b.
+        _ = stage.control(ControlMessage(kind: .release, key: "a", attempt: 1), now: 2)
+        #expect(stage.receive(step(key: "b", position: 0, tokens: 2, tag: 5, reserve: 10), now: 2).isEmpty)
+        #expect(stage.kvPeakBytes == 200 && stage.kvPeakBytes <= stage.settings.kvBudgetBytes)
     }
 
     @Test("cancel drops queued steps and the cache; late steps of that attempt are acked silently")
