@@ -271,7 +271,7 @@ struct BenchPipelineCommand: AsyncParsableCommand {
     }
 
     /// Why the broker is not the benchmark's alone, or nil when it is.
-    private static func otherHyperion(on connection: AMQPConnection) async -> String? {
+    static func otherHyperion(on connection: AMQPConnection) async -> String? {
         if let ingress = try? await connection.inspectQueue(Names.Queue.ingress) {
             if ingress.consumerCount > 0 {
                 return "\(ingress.consumerCount) scheduler(s) already consume \(Names.Queue.ingress)"
@@ -288,7 +288,7 @@ struct BenchPipelineCommand: AsyncParsableCommand {
     }
 
     /// The folder of the running `hyperion` executable, where its sibling services are built.
-    private static func binaryDirectory() -> URL {
+    static func binaryDirectory() -> URL {
         let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         return URL(fileURLWithPath: executable).deletingLastPathComponent()
     }

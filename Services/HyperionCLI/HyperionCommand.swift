@@ -39,6 +39,7 @@ struct BenchCommand: AsyncParsableCommand {
             BenchSimulateCommand.self,
             BenchInferenceCommand.self,
             BenchPipelineCommand.self,
+            BenchLoadCommand.self,
             BenchEmulationCommand.self,
         ]
     )

@@ -33,7 +33,8 @@ final class PipelineBenchCluster {
     /// (stopping whatever it started when that does not happen within `timeoutSeconds`).
     static func start(
         stageCount: Int, binaries: URL, modelPath: String, amqpURL: String, workerThreads: Int, directory: URL,
-        telemetry: AMQPConnection, registry: ChildRegistry, timeoutSeconds: Double = 90
+        telemetry: AMQPConnection, registry: ChildRegistry, timeoutSeconds: Double = 90,
+        plannerArguments: [String] = [], workerArguments: [String] = [], schedulerArguments: [String] = []
     ) async throws -> PipelineBenchCluster {
         let cluster = PipelineBenchCluster(stageCount: stageCount, directory: directory, registry: registry)
         let topology = directory.appendingPathComponent("topology-\(stageCount).json")
@@ -49,15 +50,15 @@ final class PipelineBenchCluster {
         do {
             try cluster.launch(
                 "partition-planner", binaries: binaries, amqpURL: amqpURL,
-                arguments: ["--model", modelPath, "--topology", topology.path, "--replan-threshold", "1000"])
+                arguments: ["--model", modelPath, "--topology", topology.path, "--replan-threshold", "1000"] + plannerArguments)
             for (tier, node) in zip(tierNames, cluster.nodeIDs) {
                 try cluster.launch(
                     "stage-worker", label: node, binaries: binaries, amqpURL: amqpURL,
-                    arguments: ["--tier", tier, "--node-id", node, "--model", modelPath, "--threads", "\(workerThreads)"])
+                    arguments: ["--tier", tier, "--node-id", node, "--model", modelPath, "--threads", "\(workerThreads)"] + workerArguments)
             }
             try cluster.launch(
                 "scheduler", binaries: binaries, amqpURL: amqpURL,
-                arguments: ["--id", "bench-scheduler", "--model", modelPath, "--routing", "arts"])
+                arguments: ["--id", "bench-scheduler", "--model", modelPath, "--routing", "arts"] + schedulerArguments)
             try await cluster.waitUntilServing(beats, timeoutSeconds: timeoutSeconds)
         } catch {
             await cluster.stop()

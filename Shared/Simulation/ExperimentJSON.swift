@@ -80,7 +80,8 @@ extension ExperimentPoint {
         }
     }
 
-    static func shares(_ shares: [Share]) -> JSONValue {
+    /// Busy fractions by name, as every load point reports them (also `hyperion bench load`).
+    public static func shares(_ shares: [Share]) -> JSONValue {
         .object(JSONObject(shares.map { ($0.name, JSONValue.double($0.fraction)) }))
     }
 
