@@ -171,43 +171,24 @@ struct ReportCommand: ParsableCommand {
         return experiments
     }
 
-    /// Runs every experiment (and, unless --no-saturation, every system at its own saturation),
-    /// counting runs so the progress lines say how far along the report is.
+    /// Runs every experiment and, unless --no-saturation, every system at its own saturation
+    /// (the same closed-loop search that sets hyperion's, so the figures compare).
     func simulate(_ experiments: [Experiment], progress: (String) -> Void) -> [JSONValue] {
-        let total = experiments.reduce(0) { sum, experiment in
-            let loads = experiment.rates.count + experiment.rateFractions.count + experiment.concurrency.count
-            let perWorkload = (experiment.rateFractions.isEmpty ? 0 : 1) + experiment.systems.count * loads
-                + (noSaturation ? 0 : experiment.systems.count)
-            return sum + experiment.scenario.workloads.count * perWorkload
-        }
-        var done = 0
+        var runs = 0
         var documents: [JSONValue] = []
-        for experiment in experiments {
-            let name = experiment.scenario.name
-            var report = experiment.run { line in
-                done += 1
-                progress("[\(done)/\(total)] \(name): \(line)")
+        for (index, experiment) in experiments.enumerated() {
+            let prefix = "scenario \(index + 1)/\(experiments.count) \(experiment.scenario.name)"
+            func step(_ line: String) {
+                runs += 1
+                progress("[\(prefix), run \(runs)] \(line)")
             }
+            var report = experiment.run(progress: step)
             if !noSaturation {
                 for workload in experiment.scenario.workloads {
-                    // The same clients for every system: the most any plan needs. A plan's own
-                    // estimate misses the links a one-stage plan still crosses from the
-                    // scheduler, and too few clients would read as a low saturation.
-                    let plans = experiment.systems.map { experiment.plan($0, for: workload) }
-                    let clients = plans.compactMap { $0.outcome.partition.map(experiment.saturationConcurrency) }.max() ?? 1
-                    for planned in plans {
-                        done += 1
-                        let system = planned.system
-                        guard let partition = planned.outcome.partition else { continue }
-                        progress("[\(done)/\(total)] \(name): \(workload.name): \(system.name) at its saturation (\(clients) clients)")
-                        let result = Simulator.run(
-                            experiment.input(
-                                planned, partition: partition, workload: workload, load: .concurrency(clients),
-                                requests: max(experiment.requests, 4 * clients)))
-                        report.points.append(
-                            ExperimentPoint(
-                                system: system, workload: workload.name, load: .concurrency(clients), rateFraction: nil,
-                                plan: planned.outcome, result: result))
+                    for system in experiment.systems {
+                        if let point = experiment.saturationPoint(system, for: workload, progress: step) {
+                            report.points.append(point)
+                        }
                     }
                 }
             }

@@ -75,21 +75,51 @@ public struct Experiment: Sendable {
         return max(8, Int(min(inFlight, 1e6)), 2 * scenario.batching.maxSteps * widest)
     }
 
-    /// `hyperion`'s simulated saturated throughput on a workload (requests per second, steady
-    /// state of a closed loop at `saturationConcurrency`), or why there is none.
-    public func saturatedThroughput(for workload: ScenarioWorkload) -> Saturation {
+    /// `hyperion`'s simulated saturated throughput on a workload (requests per second, the
+    /// steady state of `saturationPoint`), or why there is none.
+    public func saturatedThroughput(for workload: ScenarioWorkload, progress: (String) -> Void = { _ in }) -> Saturation {
         let planned = plan(.hyperion, for: workload)
-        guard let partition = planned.outcome.partition else {
+        guard let partition = planned.outcome.partition,
+            let point = saturationPoint(.hyperion, for: workload, progress: progress), let result = point.result,
+            case .concurrency(let clients) = point.load
+        else {
             return Saturation(workload: workload.name, requestsPerSecond: nil, concurrency: 0,
                 infeasible: planned.outcome.infeasibility)
         }
-        let clients = saturationConcurrency(partition)
-        let result = Simulator.run(
-            input(planned, partition: partition, workload: workload, load: .concurrency(clients),
-                requests: max(requests, 4 * clients)))
         return Saturation(
             workload: workload.name, requestsPerSecond: result.steadyRequestsPerSecond, concurrency: clients,
             plannedRequestsPerSecond: partition.requestsPerSecond, infeasible: nil)
+    }
+
+    /// The closed loop that saturates `system` on a workload: from `saturationConcurrency`
+    /// clients, doubling while the steady rate still grows by more than 5% and no request fails
+    /// (at most five doublings); the run with the highest steady rate. A closed loop of C clients
+    /// cannot exceed C / latency (Little's law), so one fixed count stops short of the busiest
+    /// stage's capacity when batching makes stages faster than the plan's one-step model. Nil
+    /// when the system's plan does not fit.
+    public func saturationPoint(
+        _ system: SystemSpec, for workload: ScenarioWorkload, progress: (String) -> Void = { _ in }
+    ) -> ExperimentPoint? {
+        let planned = plan(system, for: workload)
+        guard let partition = planned.outcome.partition else { return nil }
+        var clients = saturationConcurrency(partition)
+        var best: (clients: Int, result: SimulationResult)?
+        for _ in 0...5 {
+            progress("\(workload.name): \(system.name) closed loop at \(clients) clients")
+            let result = Simulator.run(
+                input(planned, partition: partition, workload: workload, load: .concurrency(clients),
+                    requests: max(requests, 4 * clients)))
+            let previous = best?.result.steadyRequestsPerSecond ?? 0
+            if best == nil || (result.failed == 0 && result.steadyRequestsPerSecond > previous) {
+                best = (clients, result)
+            }
+            if result.failed > 0 || result.steadyRequestsPerSecond < previous * 1.05 { break }
+            clients *= 2
+        }
+        guard let best else { return nil }
+        return ExperimentPoint(
+            system: system, workload: workload.name, load: .concurrency(best.clients), rateFraction: nil,
+            plan: planned.outcome, result: best.result)
     }
 
     public struct Saturation: Sendable {
@@ -119,7 +149,7 @@ public struct Experiment: Sendable {
             var loads: [(load: LoadPoint, fraction: Double?)] = rates.map { (.rate($0), nil) }
             if !rateFractions.isEmpty {
                 progress("\(workload.name): measuring hyperion's saturated throughput")
-                let saturation = saturatedThroughput(for: workload)
+                let saturation = saturatedThroughput(for: workload, progress: progress)
                 report.saturation.append(saturation)
                 if let peak = saturation.requestsPerSecond, peak > 0 {
                     loads += rateFractions.map { (.rate($0 * peak), $0) }

@@ -39,6 +39,27 @@ struct ExperimentScenarioTests {
         }
     }
 
+    @Test("saturation doubles the closed loop's clients until the rate stops growing: more than the plan's count alone reaches")
+    func saturationSearch() throws {
+        var experiment = try Experiment(scenario: try Self.load("paper-testbed"))
+        experiment.requests = 200
+        let workload = experiment.scenario.workloads[0]
+        let planned = experiment.plan(.hyperion, for: workload)
+        let partition = try #require(planned.outcome.partition)
+        let first = experiment.saturationConcurrency(partition)
+        let single = Simulator.run(
+            experiment.input(planned, partition: partition, workload: workload, load: .concurrency(first), requests: 4 * first))
+        let point = try #require(experiment.saturationPoint(.hyperion, for: workload))
+        guard case .concurrency(let clients) = point.load else {
+            Issue.record("a saturation point is a closed loop, got \(point.load)")
+            return
+        }
+        #expect(clients > first)
+        let rate = try #require(point.result?.steadyRequestsPerSecond)
+        #expect(rate > 1.05 * single.steadyRequestsPerSecond, "\(rate) req/s at \(clients) clients against \(single.steadyRequestsPerSecond) at \(first)")
+        #expect(point.result?.failed == 0)
+    }
+
     @Test("the drift scenario slows one fog node mid-run without changing its advertised device")
     func drift() throws {
         let scenario = try Self.load("drift")
