@@ -72,6 +72,25 @@ struct FaultTests {
         }
     }
 
+    @Test("SIGKILL of the only worker of a tier: the request waits for a node until its deadline, then ends unavailable")
+    func noSpareNode() async throws {
+        try await Cluster.with { cluster in
+            let request = try await ClientRequest(
+                InferenceRequest(id: "alone", input: .prompt(Self.prompts[0]), maxTokens: 2000, stream: true, deadlineSeconds: 8),
+                on: cluster.client)
+            let streaming = await eventually(timeoutSeconds: 60) { request.tokens.count >= 2 ? true : nil }
+            #expect(streaming == true, "the request never streamed; logs:\n\(cluster.logs)")
+            try #require(cluster.workers["fog-1"]).kill()
+            guard case .error(let error) = await request.final(timeoutSeconds: 30) else {
+                Issue.record("no error reply; logs:\n\(cluster.logs)")
+                return
+            }
+            #expect(error.code == .unavailable, "\(error)")
+            #expect(error.id == "alone")
+            print("no spare node: ended \(error.code.rawValue): \(error.message)")
+        }
+    }
+
     @Test("SIGKILL of one of two schedulers: every request gets a result; repeats are identical to the first")
     func schedulerKilled() async throws {
         let references = try Self.references()
@@ -183,7 +202,7 @@ final class ReplyQueue: Sendable {
     }
 
     static func declare(on connection: AMQPConnection, durable: Bool = true) async throws -> ReplyQueue {
-        let name = "test-replies-\(UUID().uuidString)"
+        let name = "client.test.\(UUID().uuidString)"
         _ = try await connection.declare(AMQPQueue(name: name, durable: durable, exclusive: false, autoDelete: false))
         return ReplyQueue(name: name, deliveries: try await Inbox(queue: name, on: connection))
     }
