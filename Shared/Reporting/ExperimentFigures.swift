@@ -250,6 +250,11 @@ public struct ExperimentFigures: Sendable {
                 parts.append(
                     "same partition as hyperion (\(ours.ranges.joined(separator: ", "))); only the routing differs, "
                         + "\(routingName(system.system)) against ARTS")
+                if margin >= 3 {
+                    parts.append(
+                        "ARTS routes on queue and speed figures up to one heartbeat old, and on replicas of one device "
+                            + "class near saturation an even split or nominal-speed bookkeeping balances at least as well")
+                }
             } else {
                 parts.append(
                     "its partition (\(theirs.ranges.joined(separator: ", "))) has a planned idle latency of "
@@ -257,7 +262,12 @@ public struct ExperimentFigures: Sendable {
                         + "\(ReportFormat.seconds(ours.idleLatencySeconds)) (\(ours.ranges.joined(separator: ", "))), "
                         + "and a planned bottleneck of \(ReportFormat.seconds(theirs.bottleneckSeconds)) against "
                         + "\(ReportFormat.seconds(ours.bottleneckSeconds))")
-                if theirs.idleLatencySeconds < ours.idleLatencySeconds {
+                if system.overloaded {
+                    parts.append(
+                        "it is past its own saturation (\(ReportFormat.rate(system.capacityRequestsPerSecond ?? 0)) against "
+                            + "\(ReportFormat.rate(system.rate ?? 0)) offered), so its queue grows through the run; over this "
+                            + "run's requests its shorter path still kept its mean lower, and a longer run would raise it")
+                } else if theirs.idleLatencySeconds < ours.idleLatencySeconds {
                     parts.append(
                         "below saturation a request's latency is mostly its path through the pipeline, and that path is shorter")
                 } else if theirs.bottleneckSeconds > ours.bottleneckSeconds {
