@@ -37,7 +37,7 @@ struct BenchLoadCommand: AsyncParsableCommand {
             --local-cluster the command starts its own planner, one stage worker per tier \
             (edge, fog, cloud) and a scheduler from the executables beside it on that broker, as \
             `hyperion bench pipeline` does (it refuses a broker where another Hyperion serves), \
-            with --max-batch-steps, --threads, --routing and --partition passed on.
+            with --max-batch-steps, --batch-wait-ms, --threads, --routing and --partition passed on.
 
             --json prints {"results":[{"system","workload","rate"|"concurrency","mean_latency_s", \
             "p95_latency_s","mean_ttft_s","tokens_per_s","utilization":{tier:0..1},"completed", \
@@ -104,6 +104,9 @@ struct BenchLoadCommand: AsyncParsableCommand {
     @Option(help: "--local-cluster: most steps per batch on each worker (1 turns batching off).")
     var maxBatchSteps = 16
 
+    @Option(help: "--local-cluster: milliseconds a worker's small batch waits for the steps of other sequences it holds.")
+    var batchWaitMs = 0.0
+
     @Option(help: "--local-cluster: routing policy of the scheduler (arts, round-robin, heft).")
     var routing = "arts"
 
@@ -141,6 +144,7 @@ struct BenchLoadCommand: AsyncParsableCommand {
         }
         guard timeoutSeconds > 0 else { throw ValidationError("--timeout-seconds: expected a number > 0") }
         guard threads >= 1 else { throw ValidationError("--threads: expected an integer >= 1") }
+        guard batchWaitMs >= 0, batchWaitMs <= 1000 else { throw ValidationError("--batch-wait-ms: expected a number in 0...1000") }
         guard maxBatchSteps >= 1 else { throw ValidationError("--max-batch-steps: expected an integer >= 1") }
         guard ["arts", "round-robin", "heft"].contains(routing) else { throw ValidationError("--routing: expected arts, round-robin or heft") }
         guard ["bsdp", "gpipe", "heft"].contains(partition) else { throw ValidationError("--partition: expected bsdp, gpipe or heft") }
@@ -210,7 +214,7 @@ struct BenchLoadCommand: AsyncParsableCommand {
                     stageCount: 3, binaries: BenchPipelineCommand.binaryDirectory(), modelPath: modelPath, amqpURL: amqpURL,
                     workerThreads: threads, directory: folder, telemetry: connection, registry: registry,
                     plannerArguments: ["--partition", partition],
-                    workerArguments: ["--max-batch-steps", "\(maxBatchSteps)"],
+                    workerArguments: ["--max-batch-steps", "\(maxBatchSteps)", "--batch-wait-ms", "\(batchWaitMs)"],
                     schedulerArguments: ["--routing", routing, "--max-in-flight", "\(max(8, most * 2))"])
             } catch {
                 printError("\(error)\n(logs kept in \(folder.path))")

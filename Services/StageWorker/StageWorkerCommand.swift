@@ -81,6 +81,9 @@ struct StageWorkerCommand: AsyncParsableCommand {
     @Option(help: "Memory in bytes this node advertises; weights plus KV cache must fit (default 1e9, or the --device preset's).")
     var memoryBytes: Double?
 
+    @Option(help: "Milliseconds a batch smaller than the sequences this node holds waits for more of their steps (0: start at once).")
+    var batchWaitMs: Double = 0
+
     @Option(help: "Cap the KV-cache budget in bytes below what --memory-bytes leaves after the weights (default: no cap).")
     var kvBudgetBytes: Double?
 
@@ -119,6 +122,7 @@ struct StageWorkerCommand: AsyncParsableCommand {
         for (flag, name) in [("--link", link), ("--return-link", returnLink)] where ProcessEnvironment.sanitizedID(name) != name {
             throw ValidationError("\(flag): '\(name)' may use only letters, digits, - and _")
         }
+        guard batchWaitMs >= 0, batchWaitMs <= 1000 else { throw ValidationError("--batch-wait-ms: expected a number in 0...1000") }
         if let kvBudgetBytes, !(kvBudgetBytes >= 0 && kvBudgetBytes.isFinite) { throw ValidationError("--kv-budget-bytes: expected a number >= 0") }
         guard slowdown >= 1, slowdown.isFinite else { throw ValidationError("--slowdown: expected a number >= 1") }
         guard heartbeatSeconds > 0 else { throw ValidationError("--heartbeat-seconds: expected a number > 0") }
@@ -143,7 +147,7 @@ struct StageWorkerCommand: AsyncParsableCommand {
             amqpURL: amqpURL, tier: tier, nodeID: nodeID, modelPath: model, threads: threads,
             maxBatchSteps: maxBatchSteps, maxBatchTokens: maxBatchTokens, device: device.isEmpty ? nil : device, nominal: figures,
             slowdown: slowdown, heartbeatSeconds: heartbeatSeconds, idleCacheSeconds: idleCacheSeconds,
-            drainSeconds: drainSeconds, kvBudgetBytes: kvBudgetBytes, executor: ExecutorKind(rawValue: executor) ?? .real,
+            drainSeconds: drainSeconds, batchWaitSeconds: batchWaitMs / 1000, kvBudgetBytes: kvBudgetBytes, executor: ExecutorKind(rawValue: executor) ?? .real,
             timeScale: (try? TimeScale(timeScale)) ?? .real, dummyToken: dummyToken,
             link: link.isEmpty ? nil : link, returnLink: returnLink.isEmpty ? nil : returnLink)
         do {

@@ -25,6 +25,8 @@ struct StageWorkerSettings: Sendable {
     var heartbeatSeconds: Double
     var idleCacheSeconds: Double
     var drainSeconds: Double
+    /// How long a batch smaller than the sequences held waits for more of their steps.
+    var batchWaitSeconds: Double = 0
     /// Caps the KV budget below what the advertised memory leaves (tests, small experiments).
     var kvBudgetBytes: Double? = nil
     /// `real` runs the model's blocks; `profile` holds each batch for its roofline time on `nominal`.
@@ -153,13 +155,13 @@ final class StageWorkerService: @unchecked Sendable {
             case .terminate: beginDrain(reason: "SIGTERM")
             case .formBatch:
                 batchRequested = false
-                requestBatch()
+                startBatchIfIdle()
             case .consumerEnded(let name):
                 if draining { break }
                 logger.error("consumer of \(name) ended; exiting")
                 throw StageWorkerError(description: "the broker cancelled the consumer of \(name)")
             }
-            startBatchIfIdle()
+            requestBatch()
             if draining, isIdle || Clock.monotonicSeconds() > drainDeadline {
                 logger.info("drained; exiting", metadata: ["held": "\(core?.activeSequences ?? 0)"])
                 break
@@ -437,10 +439,22 @@ final class StageWorkerService: @unchecked Sendable {
     /// Starts a batch only after the events already in the loop's stream: a previous stage
     /// publishes a batch's outputs back to back, and starting on the first of them would split
     /// one wave of steps into a batch of one and a batch of the rest.
+    ///
+    /// With `--batch-wait-ms`, a batch smaller than the sequences this node holds also waits that
+    /// long for their steps, so that sequences drifting apart come together into waves.
     private func requestBatch() {
-        guard !computing, !batchRequested, !(core?.queued.isEmpty ?? true) else { return }
+        guard !computing, !batchRequested, let core, !core.queued.isEmpty, let events else { return }
         batchRequested = true
-        events?.yield(.formBatch)
+        let ready = Set(core.queued.map(\.header.key)).count
+        let wait = settings.batchWaitSeconds
+        if wait > 0, ready < min(settings.maxBatchSteps, core.activeSequences) {
+            Task {
+                try? await Task.sleep(for: .seconds(wait))
+                events.yield(.formBatch)
+            }
+        } else {
+            events.yield(.formBatch)
+        }
     }
 
     private func startBatchIfIdle() {
@@ -453,6 +467,7 @@ final class StageWorkerService: @unchecked Sendable {
         let inputs = batch.map { step in
             ExecutorStep(
                 cache: step.cache, kind: step.header.kind, position: step.header.position, tokenCount: step.header.tokenCount,
+                readyAt: step.receivedAt,
                 input: !readsInputs
                     ? .tokens([])
                     : step.header.dtype == .i32
