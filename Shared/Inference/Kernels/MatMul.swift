@@ -87,19 +87,23 @@ enum MatMul {
     ) {
         if x.quantized {
             switch w.type {
-            case .q4_1: return q4_1Int8(w, x, rowRange, out, outStride)
-            case .q4_0: return q4_0Int8(w, x, rowRange, out, outStride)
-            case .q8_0: return q8_0Int8(w, x, rowRange, out, outStride)
-            case .q4_K: return q4_KInt8(w, x, rowRange, out, outStride)
-            case .q6_K: return q6_KInt8(w, x, rowRange, out, outStride)
+            case .q4_1: return q4_1Int8(w, x, rowRange, out, outStride, scratch)
+            case .q4_0: return q4_0Int8(w, x, rowRange, out, outStride, scratch)
+            case .q8_0: return q8_0Int8(w, x, rowRange, out, outStride, scratch)
+            case .q4_K: return q4_KInt8(w, x, rowRange, out, outStride, scratch)
+            case .q6_K: return q6_KInt8(w, x, rowRange, out, outStride, scratch)
             default: break
             }
         }
         floatPath(w, x, rowRange, out, outStride, scratch)
     }
 
-    /// Scratch floats `multiply` needs per calling thread.
-    static func scratchCount(_ w: WeightMatrix) -> Int { w.columns + 8 }
+    /// Scratch floats `multiply` needs per calling thread: a dequantised row for the float path,
+    /// or a chunk of decoded blocks (64-byte aligned) for batches on the integer path.
+    static func scratchCount(_ w: WeightMatrix) -> Int {
+        let decodedBytes = predecodeRows * (w.columns / 32) * MemoryLayout<DecodedBlock>.stride + 64
+        return max(w.columns + 8, (decodedBytes + 3) / 4)
+    }
 
     // MARK: float32 activations
 
@@ -201,6 +205,13 @@ enum MatMul {
         return SIMD4(lowHalf: ab.evenHalf, highHalf: cd.evenHalf) &+ SIMD4(lowHalf: ab.oddHalf, highHalf: cd.oddHalf)
     }
 
+    /// Tokens from which each row chunk's weight blocks are decoded once into scratch and read
+    /// back by every 4-token tile, instead of being decoded again for each tile.
+    static let predecodeTokens = 8
+
+    /// Rows decoded together on that path (their blocks stay in L1/L2 while the tiles pass).
+    static let predecodeRows = 8
+
     /// The integer kernel for one block format.
     ///
     /// Each (row, token) element runs one fixed sequence: for every 32-value block in order, the
@@ -208,87 +219,59 @@ enum MatMul {
     /// `acc += Float(Σ)·(d_w·d_x)` and, with an offset, `off += m_w·(d_x·Σx)`; the result is
     /// `acc + off`. Four tokens share one decode of each weight block and keep their `acc`/`off`
     /// in the lanes of a vector, where each lane performs exactly the scalar operations of a
-    /// token run alone. Hence results are bit-identical whatever the batch, tile, thread count or
-    /// SIMD width of the build.
+    /// token run alone. From `predecodeTokens` tokens on, a chunk of rows is decoded once into
+    /// scratch and every tile reads the same decoded values back, so a batch of B tokens decodes
+    /// each weight block once instead of B/4 times. Hence results are bit-identical whatever the
+    /// batch, tile, thread count or SIMD width of the build.
     @inline(__always)
     static func int8Product<Format: Int8BlockFormat>(
         _: Format.Type, _ w: WeightMatrix, _ x: PreparedInput, _ rowRange: Range<Int>,
-        _ out: UnsafeMutablePointer<Float>, _ outStride: Int
+        _ out: UnsafeMutablePointer<Float>, _ outStride: Int, _ scratch: UnsafeMutablePointer<Float>
     ) {
-        let n = w.columns
-        let blocks = n / 32
+        let blocks = w.columns / 32
         let tokens = x.rows
-        let codes = UnsafeRawPointer(x.codes.pointer)
-        let scales = UnsafeRawPointer(x.scales.pointer)
-        let sums = UnsafeRawPointer(x.sums.pointer)
         let half = Half.table
-        let rowBytes = n &* 2
-
+        let operands = Int8Operands(x: x)
+        if tokens >= predecodeTokens {
+            let raw = UnsafeMutableRawPointer(scratch).alignedUp(toMultipleOf: 64)
+            let decoded = raw.bindMemory(to: DecodedBlock.self, capacity: predecodeRows * blocks)
+            defer { UnsafeMutableRawPointer(scratch).bindMemory(to: Float.self, capacity: scratchCount(w)) }
+            var chunkStart = rowRange.lowerBound
+            while chunkStart < rowRange.upperBound {
+                let chunkEnd = min(chunkStart + predecodeRows, rowRange.upperBound)
+                for j in chunkStart..<chunkEnd {
+                    let row = w.row(j)
+                    let target = decoded + (j - chunkStart) * blocks
+                    for b in 0..<blocks { target[b] = Format.decode(row, b, half) }
+                }
+                // Tile-major: a tile's activations stay in L1 while the chunk's rows pass over them.
+                var t = 0
+                while t + 4 <= tokens {
+                    for j in chunkStart..<chunkEnd {
+                        let rowBlocks = UnsafePointer(decoded + (j - chunkStart) * blocks)
+                        operands.tile(Format.self, blocks: blocks, row: j, token: t, out: out, outStride: outStride) { rowBlocks[$0] }
+                    }
+                    t += 4
+                }
+                while t < tokens {
+                    for j in chunkStart..<chunkEnd {
+                        let rowBlocks = UnsafePointer(decoded + (j - chunkStart) * blocks)
+                        operands.single(Format.self, blocks: blocks, row: j, token: t, out: out, outStride: outStride) { rowBlocks[$0] }
+                    }
+                    t += 1
+                }
+                chunkStart = chunkEnd
+            }
+            return
+        }
         var chunkStart = rowRange.lowerBound
         while chunkStart < rowRange.upperBound {
             let chunkEnd = min(chunkStart + rowChunk, rowRange.upperBound)
-            var t = 0
-            while t + 4 <= tokens {
-                let x0 = codes + t &* rowBytes
-                let x1 = x0 + rowBytes
-                let x2 = x1 + rowBytes
-                let x3 = x2 + rowBytes
-                for j in chunkStart..<chunkEnd {
-                    let row = w.row(j)
-                    var acc = SIMD4<Float>()
-                    var off = SIMD4<Float>()
-                    for b in 0..<blocks {
-                        let block = Format.decode(row, b, half)
-                        let blockOffset = b &* 64
-                        let dx = scales.loadUnaligned(fromByteOffset: (b &* tokens &+ t) &* 4, as: SIMD4<Float>.self)
-                        if Format.hasTwoScales {
-                            let a0 = halfBlockDots(block, x0 + blockOffset)
-                            let a1 = halfBlockDots(block, x1 + blockOffset)
-                            let a2 = halfBlockDots(block, x2 + blockOffset)
-                            let a3 = halfBlockDots(block, x3 + blockOffset)
-                            acc += SIMD4<Float>(totals(a0.0, a1.0, a2.0, a3.0)) * (block.d * dx)
-                            acc += SIMD4<Float>(totals(a0.1, a1.1, a2.1, a3.1)) * (block.d2 * dx)
-                        } else {
-                            let sums4 = totals(
-                                blockDot(block, x0 + blockOffset), blockDot(block, x1 + blockOffset),
-                                blockDot(block, x2 + blockOffset), blockDot(block, x3 + blockOffset))
-                            acc += SIMD4<Float>(sums4) * (block.d * dx)
-                        }
-                        if Format.hasOffset {
-                            off += block.m * sums.loadUnaligned(fromByteOffset: (b &* tokens &+ t) &* 4, as: SIMD4<Float>.self)
-                        }
-                    }
-                    let result = acc + off
-                    out[t &* outStride &+ j] = result[0]
-                    out[(t &+ 1) &* outStride &+ j] = result[1]
-                    out[(t &+ 2) &* outStride &+ j] = result[2]
-                    out[(t &+ 3) &* outStride &+ j] = result[3]
+            for j in chunkStart..<chunkEnd {
+                let row = w.row(j)
+                operands.allTokens(Format.self, blocks: blocks, row: j, out: out, outStride: outStride) {
+                    Format.decode(row, $0, half)
                 }
-                t += 4
-            }
-            while t < tokens {
-                let xt = codes + t &* rowBytes
-                for j in chunkStart..<chunkEnd {
-                    let row = w.row(j)
-                    var acc: Float = 0
-                    var off: Float = 0
-                    for b in 0..<blocks {
-                        let block = Format.decode(row, b, half)
-                        let dx = scales.load(fromByteOffset: (b &* tokens &+ t) &* 4, as: Float.self)
-                        if Format.hasTwoScales {
-                            let (first, second) = halfBlockDots(block, xt + b &* 64)
-                            acc += Float(total(first)) * (block.d * dx)
-                            acc += Float(total(second)) * (block.d2 * dx)
-                        } else {
-                            acc += Float(total(blockDot(block, xt + b &* 64))) * (block.d * dx)
-                        }
-                        if Format.hasOffset {
-                            off += block.m * sums.load(fromByteOffset: (b &* tokens &+ t) &* 4, as: Float.self)
-                        }
-                    }
-                    out[t &* outStride &+ j] = acc + off
-                }
-                t += 1
             }
             chunkStart = chunkEnd
         }
@@ -297,41 +280,142 @@ enum MatMul {
     @inline(never)
     static func q4_1Int8(
         _ w: WeightMatrix, _ x: PreparedInput, _ rowRange: Range<Int>,
-        _ out: UnsafeMutablePointer<Float>, _ outStride: Int
+        _ out: UnsafeMutablePointer<Float>, _ outStride: Int, _ scratch: UnsafeMutablePointer<Float>
     ) {
-        int8Product(Q4_1Format.self, w, x, rowRange, out, outStride)
+        int8Product(Q4_1Format.self, w, x, rowRange, out, outStride, scratch)
     }
 
     @inline(never)
     static func q4_0Int8(
         _ w: WeightMatrix, _ x: PreparedInput, _ rowRange: Range<Int>,
-        _ out: UnsafeMutablePointer<Float>, _ outStride: Int
+        _ out: UnsafeMutablePointer<Float>, _ outStride: Int, _ scratch: UnsafeMutablePointer<Float>
     ) {
-        int8Product(Q4_0Format.self, w, x, rowRange, out, outStride)
+        int8Product(Q4_0Format.self, w, x, rowRange, out, outStride, scratch)
     }
 
     @inline(never)
     static func q8_0Int8(
         _ w: WeightMatrix, _ x: PreparedInput, _ rowRange: Range<Int>,
-        _ out: UnsafeMutablePointer<Float>, _ outStride: Int
+        _ out: UnsafeMutablePointer<Float>, _ outStride: Int, _ scratch: UnsafeMutablePointer<Float>
     ) {
-        int8Product(Q8_0Format.self, w, x, rowRange, out, outStride)
+        int8Product(Q8_0Format.self, w, x, rowRange, out, outStride, scratch)
     }
 
     @inline(never)
     static func q4_KInt8(
         _ w: WeightMatrix, _ x: PreparedInput, _ rowRange: Range<Int>,
-        _ out: UnsafeMutablePointer<Float>, _ outStride: Int
+        _ out: UnsafeMutablePointer<Float>, _ outStride: Int, _ scratch: UnsafeMutablePointer<Float>
     ) {
-        int8Product(Q4_KFormat.self, w, x, rowRange, out, outStride)
+        int8Product(Q4_KFormat.self, w, x, rowRange, out, outStride, scratch)
     }
 
     @inline(never)
     static func q6_KInt8(
         _ w: WeightMatrix, _ x: PreparedInput, _ rowRange: Range<Int>,
-        _ out: UnsafeMutablePointer<Float>, _ outStride: Int
+        _ out: UnsafeMutablePointer<Float>, _ outStride: Int, _ scratch: UnsafeMutablePointer<Float>
     ) {
-        int8Product(Q6_KFormat.self, w, x, rowRange, out, outStride)
+        int8Product(Q6_KFormat.self, w, x, rowRange, out, outStride, scratch)
+    }
+}
+
+/// The prepared activations as the integer kernel reads them: codes, scales and Σ, per token.
+struct Int8Operands {
+    let codes: UnsafeRawPointer
+    let scales: UnsafeRawPointer
+    let sums: UnsafeRawPointer
+    let tokens: Int
+    let rowBytes: Int
+
+    init(x: PreparedInput) {
+        codes = UnsafeRawPointer(x.codes.pointer)
+        scales = UnsafeRawPointer(x.scales.pointer)
+        sums = UnsafeRawPointer(x.sums.pointer)
+        tokens = x.rows
+        rowBytes = x.columns &* 2
+    }
+
+    /// Output `row` for every token: 4-token tiles, then single tokens, with the weight block
+    /// `b` supplied by `block(b)` (decoded on the spot or read back from scratch: the same values).
+    @inline(__always)
+    func allTokens<Format: Int8BlockFormat>(
+        _: Format.Type, blocks: Int, row j: Int, out: UnsafeMutablePointer<Float>, outStride: Int,
+        _ block: (Int) -> DecodedBlock
+    ) {
+        var t = 0
+        while t + 4 <= tokens {
+            tile(Format.self, blocks: blocks, row: j, token: t, out: out, outStride: outStride, block)
+            t += 4
+        }
+        while t < tokens {
+            single(Format.self, blocks: blocks, row: j, token: t, out: out, outStride: outStride, block)
+            t += 1
+        }
+    }
+
+    /// Output `row` for tokens `t..<t+4`, one token per vector lane.
+    @inline(__always)
+    func tile<Format: Int8BlockFormat>(
+        _: Format.Type, blocks: Int, row j: Int, token t: Int, out: UnsafeMutablePointer<Float>, outStride: Int,
+        _ block: (Int) -> DecodedBlock
+    ) {
+        let x0 = codes + t &* rowBytes
+        let x1 = x0 + rowBytes
+        let x2 = x1 + rowBytes
+        let x3 = x2 + rowBytes
+        var acc = SIMD4<Float>()
+        var off = SIMD4<Float>()
+        for b in 0..<blocks {
+            let block = block(b)
+            let blockOffset = b &* 64
+            let dx = scales.loadUnaligned(fromByteOffset: (b &* tokens &+ t) &* 4, as: SIMD4<Float>.self)
+            if Format.hasTwoScales {
+                let a0 = MatMul.halfBlockDots(block, x0 + blockOffset)
+                let a1 = MatMul.halfBlockDots(block, x1 + blockOffset)
+                let a2 = MatMul.halfBlockDots(block, x2 + blockOffset)
+                let a3 = MatMul.halfBlockDots(block, x3 + blockOffset)
+                acc += SIMD4<Float>(MatMul.totals(a0.0, a1.0, a2.0, a3.0)) * (block.d * dx)
+                acc += SIMD4<Float>(MatMul.totals(a0.1, a1.1, a2.1, a3.1)) * (block.d2 * dx)
+            } else {
+                let sums4 = MatMul.totals(
+                    MatMul.blockDot(block, x0 + blockOffset), MatMul.blockDot(block, x1 + blockOffset),
+                    MatMul.blockDot(block, x2 + blockOffset), MatMul.blockDot(block, x3 + blockOffset))
+                acc += SIMD4<Float>(sums4) * (block.d * dx)
+            }
+            if Format.hasOffset {
+                off += block.m * sums.loadUnaligned(fromByteOffset: (b &* tokens &+ t) &* 4, as: SIMD4<Float>.self)
+            }
+        }
+        let result = acc + off
+        out[t &* outStride &+ j] = result[0]
+        out[(t &+ 1) &* outStride &+ j] = result[1]
+        out[(t &+ 2) &* outStride &+ j] = result[2]
+        out[(t &+ 3) &* outStride &+ j] = result[3]
+    }
+
+    /// Output `row` for token `t` alone: the scalar sequence each lane of `tile` performs.
+    @inline(__always)
+    func single<Format: Int8BlockFormat>(
+        _: Format.Type, blocks: Int, row j: Int, token t: Int, out: UnsafeMutablePointer<Float>, outStride: Int,
+        _ block: (Int) -> DecodedBlock
+    ) {
+        let xt = codes + t &* rowBytes
+        var acc: Float = 0
+        var off: Float = 0
+        for b in 0..<blocks {
+            let block = block(b)
+            let dx = scales.load(fromByteOffset: (b &* tokens &+ t) &* 4, as: Float.self)
+            if Format.hasTwoScales {
+                let (first, second) = MatMul.halfBlockDots(block, xt + b &* 64)
+                acc += Float(MatMul.total(first)) * (block.d * dx)
+                acc += Float(MatMul.total(second)) * (block.d2 * dx)
+            } else {
+                acc += Float(MatMul.total(MatMul.blockDot(block, xt + b &* 64))) * (block.d * dx)
+            }
+            if Format.hasOffset {
+                off += block.m * sums.load(fromByteOffset: (b &* tokens &+ t) &* 4, as: Float.self)
+            }
+        }
+        out[t &* outStride &+ j] = acc + off
     }
 }
 
