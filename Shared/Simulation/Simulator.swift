@@ -85,8 +85,8 @@ struct SimulationRun {
     var events = EventQueue()
     var now = 0.0
     var eventCount = 0
-    var arrivalRandom: SimulationRandom
-    var lengthRandom: SimulationRandom
+    /// Arrivals and lengths, drawn as `hyperion bench load` draws them for the same seed.
+    var traffic: LoadTraffic
     /// Drift events triggered by a fraction of arrivals: (request index, node, slowdown), sorted.
     var fractionDrifts: [(index: Int, node: Int, slowdown: Double)] = []
     var firstArrival = Double.infinity
@@ -115,8 +115,7 @@ struct SimulationRun {
         prefillChunk = max(1, input.workload.planning.prefillChunk)
         tierNames = input.topology.tiers.map(\.name)
         router = Router(policy: input.routing)
-        arrivalRandom = SimulationRandom(seed: input.seed, stream: 1)
-        lengthRandom = SimulationRandom(seed: input.seed, stream: 2)
+        traffic = LoadTraffic(seed: input.seed, arrival: input.arrival, workload: input.workload)
         var phaseRandom = SimulationRandom(seed: input.seed, stream: 3)
         candidates = Array(repeating: [], count: input.partition.stages.count)
 
@@ -215,15 +214,10 @@ struct SimulationRun {
     /// An open-loop arrival: one request (or a burst), then the next arrival.
     mutating func arrivals() {
         guard case .rate(let rate) = input.load, rate > 0 else { return }
-        var burst = 1
-        var meanGap = 1 / rate
-        if case .bursty(let size) = input.arrival {
-            burst = arrivalRandom.geometric(mean: size)
-            meanGap = size / rate
-        }
+        let (burst, gap) = traffic.nextArrival(ratePerSecond: rate)
         for _ in 0..<burst where issued < input.requests { issueRequest() }
         if issued < input.requests {
-            events.push(Event(time: now + arrivalRandom.exponential(mean: meanGap), kind: .arrival, target: 0))
+            events.push(Event(time: now + gap, kind: .arrival, target: 0))
         }
     }
 
@@ -235,21 +229,8 @@ struct SimulationRun {
             nodes[drift.node].slowdown = drift.slowdown
             fractionDrifts.removeFirst()
         }
-        let workload = input.workload
-        let prompt: Int
-        let output: Int
-        switch workload.distribution {
-        case .fixed:
-            prompt = workload.promptTokens
-            output = workload.outputTokens
-        case .uniform:
-            prompt = lengthRandom.uniformAround(mean: workload.promptTokens)
-            output = lengthRandom.uniformAround(mean: workload.outputTokens)
-        case .exponential:
-            prompt = lengthRandom.geometric(mean: Double(workload.promptTokens))
-            output = lengthRandom.geometric(mean: Double(workload.outputTokens))
-        }
-        requests.append(RequestState(arrival: now, prompt: Int32(max(prompt, 1)), output: Int32(max(output, 1))))
+        let (prompt, output) = traffic.nextLengths()
+        requests.append(RequestState(arrival: now, prompt: Int32(prompt), output: Int32(output)))
         firstArrival = min(firstArrival, now)
         if !start(Int32(index), avoiding: []) { waiting.append(Int32(index)) }
     }
