@@ -51,8 +51,10 @@ final class LinkEmulatorService: @unchecked Sendable {
     private var waitInInterval = 0.0
     private var busyAtLastReport = 0.0
     private var lastReport = Clock.monotonicSeconds()
+    private let startedAt = Clock.monotonicSeconds()
     private var totalMessages = 0
     private var totalBytes = 0
+    private var totalWait = 0.0
 
     init(settings: LinkEmulatorSettings, logger: Logger) {
         self.settings = settings
@@ -172,18 +174,21 @@ final class LinkEmulatorService: @unchecked Sendable {
         }
     }
 
-    /// Logs the traffic since the last report (or in total), in emulated figures.
+    /// Logs the traffic since the last report, or over the whole run at exit, in emulated figures.
     private func report(final: Bool = false) {
         let now = Clock.monotonicSeconds()
-        let interval = max(now - lastReport, 1e-9)
         totalMessages += messagesInInterval
         totalBytes += bytesInInterval
+        totalWait += waitInInterval
         if messagesInInterval > 0 || final {
-            let busy = schedule.busySeconds - busyAtLastReport
-            let meanWait = messagesInInterval > 0 ? waitInInterval / Double(messagesInInterval) : 0
+            let interval = max(now - (final ? startedAt : lastReport), 1e-9)
+            let messages = final ? totalMessages : messagesInInterval
+            let bytes = final ? totalBytes : bytesInInterval
+            let busy = schedule.busySeconds - (final ? 0 : busyAtLastReport)
+            let meanWait = messages > 0 ? (final ? totalWait : waitInInterval) / Double(messages) : 0
             let emulatedInterval = settings.timeScale.emulatedSeconds(wall: interval)
             logger.info(
-                "\(final ? "in total" : "last \(Int(interval.rounded())) s"): \(final ? totalMessages : messagesInInterval) messages, \(final ? totalBytes : bytesInInterval) bytes; utilisation \(Self.percent(busy / interval)), \(Self.rate(Double(bytesInInterval) / emulatedInterval)) emulated, mean queueing \(Self.milliseconds(settings.timeScale.emulatedSeconds(wall: meanWait))) emulated (\(settings.timeScale.note))"
+                "\(final ? "in total" : "last \(Int(interval.rounded())) s"): \(messages) messages, \(bytes) bytes; utilisation \(Self.percent(busy / interval)), \(Self.rate(Double(bytes) / emulatedInterval)) emulated, mean queueing \(Self.milliseconds(settings.timeScale.emulatedSeconds(wall: meanWait))) emulated (\(settings.timeScale.note))"
             )
         }
         messagesInInterval = 0

@@ -5,18 +5,19 @@ import Profiles
 import Scheduling
 
 /// A stage on an emulated device (DESIGN.md §11 `profile`): no math. Each batch is held for its
-/// roofline time on the device × the time scale (the worker runs one batch at a time, as a GPU
-/// stream would); activations of the real size, all zeros, go to the next stage, so links carry
+/// roofline time on the device × the time scale, on the device's own timeline (the worker runs one
+/// batch at a time, as a GPU stream would, and a late hold is made up by the batch waiting behind it); activations of the real size, all zeros, go to the next stage, so links carry
 /// the bytes they would; the last stage answers every step with `dummyToken`, a token that is not
 /// end-of-generation, so every request runs to its `max_tokens`. The device's memory is enforced
 /// by `EmulatedStage` (weights) and the worker's KV budget (`kv_full`).
 final class ProfileExecutor: StageExecutor, @unchecked Sendable {
-    // Sendable: immutable; run only on the worker's compute thread.
+    // Sendable: `timeline` is touched only by `run`, on the worker's one compute thread.
     let stage: EmulatedStage
     let hiddenSize: Int
     let holdsHead: Bool
     let dummyToken: Int32
     let clock: any HoldClock
+    private var timeline = DeviceTimeline()
 
     init(stage: EmulatedStage, hiddenSize: Int, holdsHead: Bool, dummyToken: Int32, clock: any HoldClock) {
         self.stage = stage
@@ -30,7 +31,7 @@ final class ProfileExecutor: StageExecutor, @unchecked Sendable {
     var readsInputs: Bool { false }
 
     func run(_ batch: [ExecutorStep]) throws -> [ExecutorResult] {
-        let start = clock.now()
+        let now = clock.now()
         let shapes = batch.map { step in
             StepShape(kind: step.kind == .prefill ? .prefill : .decode, position: step.position, tokens: step.tokenCount)
         }
@@ -39,7 +40,9 @@ final class ProfileExecutor: StageExecutor, @unchecked Sendable {
                 ? .sampled(token: dummyToken, logprob: 0)
                 : .encodedActivations([UInt8](repeating: 0, count: step.tokenCount * hiddenSize * 4))
         }
-        stage.hold(shapes, startedAt: start, on: clock)
+        // The batch was ready once its last step arrived (never later than now).
+        let readyAt = min(now, batch.map(\.readyAt).max() ?? now)
+        stage.hold(shapes, startedAt: timeline.start(readyAt: readyAt, seconds: stage.holdSeconds(shapes)), on: clock)
         return results
     }
 

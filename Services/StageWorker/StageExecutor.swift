@@ -8,6 +8,8 @@ struct ExecutorStep: Sendable {
     var kind: StepHeader.Kind
     var position: Int
     var tokenCount: Int
+    /// When the step reached the worker (monotonic seconds): an emulated device could have started it then.
+    var readyAt: Double
     /// The body's tokens or activations; left empty for an executor that does not read inputs.
     var input: Step.Input
     var sampling: Messages.SamplingParameters

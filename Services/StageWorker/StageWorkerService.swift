@@ -467,6 +467,7 @@ final class StageWorkerService: @unchecked Sendable {
         let inputs = batch.map { step in
             ExecutorStep(
                 cache: step.cache, kind: step.header.kind, position: step.header.position, tokenCount: step.header.tokenCount,
+                readyAt: step.receivedAt,
                 input: !readsInputs
                     ? .tokens([])
                     : step.header.dtype == .i32

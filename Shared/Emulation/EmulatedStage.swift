@@ -40,3 +40,23 @@ public struct EmulatedStage: Sendable {
         return seconds
     }
 }
+
+/// The emulated device's own timeline, as a GPU stream runs batches back to back: a batch starts
+/// when the device is free or when it was ready, whichever is later. A hold the machine overshoots
+/// (the holding thread was preempted) is made up by the next batch if that one was already
+/// waiting, since the device would have started it on time; so a busy node keeps the device's
+/// throughput even on a loaded machine, and jitter does not add up. Pure: times are passed in.
+public struct DeviceTimeline: Sendable {
+    /// When the device finishes what it has been given (wall-clock seconds).
+    public private(set) var freeAt = -Double.infinity
+
+    public init() {}
+
+    /// Takes a batch ready since `readyAt` that holds the device for `seconds`; returns when it
+    /// started on the device (what `EmulatedStage.hold` counts from).
+    public mutating func start(readyAt: Double, seconds: Double) -> Double {
+        let start = max(freeAt, readyAt)
+        freeAt = start + seconds
+        return start
+    }
+}

@@ -17,14 +17,16 @@ public protocol HoldClock: Sendable {
 }
 
 /// The machine's monotonic clock. Sleeps in the kernel until just before the deadline, then
-/// yields the core until it passes, so holds of a fraction of a millisecond stay accurate without
-/// spinning for long: a `nanosleep` alone overshoots by 50–100 µs here.
+/// spins until it passes, so holds of a fraction of a millisecond stay accurate: a `nanosleep`
+/// alone overshoots by 50–100 µs here, and yielding the core instead of spinning can lose it for a
+/// whole time slice (milliseconds) on a loaded machine. The spin costs at most `spinSeconds` of
+/// CPU per hold.
 public struct MonotonicHoldClock: HoldClock {
-    /// How long before the deadline the kernel sleep ends and yielding takes over.
-    public var yieldingSeconds: Double
+    /// How long before the deadline the kernel sleep ends and spinning takes over.
+    public var spinSeconds: Double
 
-    public init(yieldingSeconds: Double = 150e-6) {
-        self.yieldingSeconds = yieldingSeconds
+    public init(spinSeconds: Double = 100e-6) {
+        self.spinSeconds = spinSeconds
     }
 
     public func now() -> Double {
@@ -34,13 +36,13 @@ public struct MonotonicHoldClock: HoldClock {
     }
 
     public func sleep(until deadline: Double) {
-        let kernelSleep = deadline - yieldingSeconds - now()
+        let kernelSleep = deadline - spinSeconds - now()
         if kernelSleep > 0 {
             let whole = kernelSleep.rounded(.down)
             var request = timespec(tv_sec: Int(whole), tv_nsec: Int((kernelSleep - whole) * 1e9))
             var remaining = timespec()
             while nanosleep(&request, &remaining) != 0 { request = remaining }
         }
-        while now() < deadline { sched_yield() }
+        while now() < deadline {}
     }
 }

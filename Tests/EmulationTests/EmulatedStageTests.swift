@@ -109,3 +109,35 @@ struct EmulatedStageTests {
         #expect(TimeScale.real.note.contains("broker overhead is real"))
     }
 }
+
+@Suite("Profile executor: the device's timeline")
+struct DeviceTimelineTests {
+    @Test("A hold the machine overshoots is made up by the batch waiting behind it; an idle device starts a batch when it is ready")
+    func catchesUp() {
+        var timeline = DeviceTimeline()
+        #expect(timeline.start(readyAt: 0, seconds: 1) == 0)
+        // The first hold really ended at 1.3 (preempted); the second batch was waiting since 0.5:
+        // the device would have started it at 1.0, so its hold ends at 2.0, not 2.3.
+        #expect(timeline.start(readyAt: 0.5, seconds: 1) == 1)
+        #expect(timeline.freeAt == 2)
+        // A batch that arrives after the device went idle starts on arrival.
+        #expect(timeline.start(readyAt: 5, seconds: 0.25) == 5)
+        #expect(timeline.freeAt == 5.25)
+    }
+
+    @Test("Back to back, a busy node's holds add up to the roofline of its batches, however late each hold ends")
+    func streamKeepsThroughput() throws {
+        let cost = StepCostModel(source: try ModelSource.load("phi-3-medium:q4_0"))
+            .stage(firstBlock: 0, lastBlock: 12, holdsEmbedding: true, holdsHead: false)
+        let stage = try EmulatedStage(cost: cost, device: DevicePreset.t4.figures, timeScale: try TimeScale(0.1), blocks: "0...12")
+        let clock = RecordingClock()
+        var timeline = DeviceTimeline()
+        let batch: [StepShape] = [.decode(context: 700)]
+        for index in 0..<100 {
+            stage.hold(batch, startedAt: timeline.start(readyAt: 0, seconds: stage.holdSeconds(batch)), on: clock)
+            if index % 7 == 0 { clock.advance(by: stage.holdSeconds(batch) * 0.5) }  // preempted now and then
+        }
+        // The last deadline asked for is exactly 100 holds after the start.
+        #expect(abs(clock.deadlines.last! - 100 * stage.holdSeconds(batch)) < 1e-9)
+    }
+}
