@@ -25,7 +25,8 @@ struct ReportCommand: ParsableCommand {
             router as the services. With --simulated FILE it reads saved results instead \
             (`hyperion simulate --json`, or a file written by --save-results).
               2. Live results. Each --live FILE is a saved `hyperion bench load --json` result of \
-            running services; it is shown beside the simulation, never mixed into it.
+            running services; it is shown beside the simulation, never mixed into it. \
+            scripts/live-experiment writes one per system from the emulated paper testbed.
               3. Figures. Per workload: mean and p95 latency vs load per system, the latency CDF, \
             time to first token, utilisation per tier at the highest load and at saturation, and \
             planned vs measured stage times. Across workloads: the headline (hyperion's reduction \
