@@ -19,7 +19,7 @@ struct ReportCommand: ParsableCommand {
         discussion: """
             What it does, in order:
               1. Simulated results. For each scenario file it measures hyperion's saturated throughput \
-            on each workload (closed loop), then simulates every system at the scenario's load points \
+            on each workload (a closed loop whose clients double while the rate still grows), then simulates every system at the scenario's load points \
             (0.3, 0.5, 0.7 and 0.9 of that throughput in the shipped scenarios), then runs each system \
             closed-loop at its own saturation (for utilisation at saturation). Same planner and \
             router as the services. With --simulated FILE it reads saved results instead \
@@ -40,7 +40,7 @@ struct ReportCommand: ParsableCommand {
             goes to stdout.
 
             Examples:
-              hyperion report                                   # the four shipped scenarios, ~10 min
+              hyperion report                                   # the four shipped scenarios, ~80 s
               hyperion report --requests 100 --out /tmp/r.html  # a quick, noisier pass
               hyperion report --scenarios examples/scenarios/paper-testbed.json \\
                 --save-results results/sim.json
