@@ -34,7 +34,7 @@ struct EmulationPipelineTests {
                 + (memory.map { ["--memory-bytes", $0] } ?? []) + links)
     }
 
-    @Test("a profile pipeline of three emulated tiers, through three emulated links, returns max_tokens tokens")
+    @Test("a profile pipeline of three emulated tiers, through three emulated links, returns max_tokens tokens; blocks too big for a node's memory are refused")
     func profilePipelineThroughLinks() async throws {
         let topology = try Self.topologyFile()
         defer { try? FileManager.default.removeItem(atPath: topology) }
@@ -64,6 +64,16 @@ struct EmulationPipelineTests {
                 #expect(Set(result.tokens) == [260], "the profile executor answers with its dummy token")
                 #expect(result.route == ["edge-1", "fog-1", "cloud-1"])
                 #expect(request.tokens.map(\.index) == Array(0..<maxTokens))
+                // A node whose memory cannot hold its tier's blocks refuses the plan, as the device would.
+                let small = try ServiceProcess(
+                    "stage-worker",
+                    arguments: ["--tier", "edge", "--node-id", "edge-small"] + Self.worker("edge", device: "jetson-orin-nano", memory: "1e8", links: []).arguments,
+                    amqpURL: cluster.host.urlText, logLevel: "info")
+                let refusal = await small.logLine(containing: "refusing plan", timeoutSeconds: 20)
+                #expect(refusal?.contains("more than the emulated device's 100000000 bytes of memory") == true, "\(small.log)")
+                let beat = await cluster.freshHeartbeat(of: "edge-small", timeoutSeconds: 5)
+                #expect(beat != nil && beat?.state != .serving && beat?.planVersion == nil)
+                _ = await small.terminate(timeoutSeconds: 5)
             } catch {
                 for link in links { _ = await link.terminate(timeoutSeconds: 5) }
                 throw error
