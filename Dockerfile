@@ -16,12 +16,12 @@ WORKDIR /src
 COPY . .
 # One product at a time: later ones reuse the modules the earlier ones built.
 RUN set -eu; \
-    for product in hyperion partition-planner scheduler stage-worker; do \
+    for product in hyperion partition-planner scheduler stage-worker link-emulator; do \
         swift build -c release --static-swift-stdlib --product "$product"; \
     done; \
     bin=$(swift build -c release --static-swift-stdlib --show-bin-path); \
     mkdir -p /out; \
-    for product in hyperion partition-planner scheduler stage-worker; do \
+    for product in hyperion partition-planner scheduler stage-worker link-emulator; do \
         install -m 0755 "$bin/$product" /out/; \
     done
 

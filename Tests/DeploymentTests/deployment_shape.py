@@ -14,8 +14,8 @@ import sys
 import yaml
 
 ROOT, RESOLVED = sys.argv[1], sys.argv[2]
-ENTRYPOINT_SERVICES = {"planner", "scheduler", "worker", "cli", "fetch-model", "init-broker"}
-PRODUCTS = ["hyperion", "partition-planner", "scheduler", "stage-worker"]
+ENTRYPOINT_SERVICES = {"planner", "scheduler", "worker", "link", "cli", "fetch-model", "init-broker"}
+PRODUCTS = ["hyperion", "partition-planner", "scheduler", "stage-worker", "link-emulator"]
 # compose service -> (entrypoint service, broker user)
 HYPERION_SERVICES = {
     "partition-planner": ("planner", "planner"),
