@@ -240,9 +240,11 @@ struct BenchLoadCommand: AsyncParsableCommand {
             do {
                 let records = try await run.run(progress: { self.progress($0) })
                 let window = run.window
-                let figures = LoadPointResult(
+                var figures = LoadPointResult(
                     system: system, workload: workloadLabel, point: point, records: records, window: window,
                     beats: telemetry?.beats(from: window.start, to: window.end) ?? [])
+                // Known only for the cluster this command started.
+                if localCluster { (figures.partition, figures.routing) = (partition, routing) }
                 progress("\(point): \(figures.summaryLine)")
                 results.append(figures)
             } catch {
@@ -538,6 +540,8 @@ final class TelemetryRecorder: Sendable {
 /// One load point's figures, as `hyperion simulate --json` reports a simulated one.
 struct LoadPointResult {
     var system: String
+    var partition: String?
+    var routing: String?
     var workload: String
     var point: LoadPoint
     var completed: Int
@@ -621,7 +625,9 @@ struct LoadPointResult {
 
     /// The simulator's load-point shape (`ExperimentPoint.jsonValue`) with the client-side extras.
     var jsonValue: JSONValue {
-        var fields: [(String, JSONValue)] = [("system", .string(system)), ("workload", .string(workload))]
+        var fields: [(String, JSONValue)] = [("system", .string(system))]
+        if let partition, let routing { fields += [("partition", .string(partition)), ("routing", .string(routing))] }
+        fields.append(("workload", .string(workload)))
         switch point {
         case .rate(let rate): fields.append(("rate", .double(rate)))
         case .concurrency(let clients): fields.append(("concurrency", .int(Int64(clients))))
