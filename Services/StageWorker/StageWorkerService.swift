@@ -320,7 +320,7 @@ final class StageWorkerService: @unchecked Sendable {
             planVersion: document.version, stage: stageIndex, stageCount: document.partition.stages.count,
             hiddenSize: executor.hiddenSize, kvBytesPerToken: executor.kvBytesPerToken)
         if var core {
-            for directive in core.reassign(assignment) { apply(directive) }
+            for directive in core.reassign(assignment, kvBudgetBytes: min(kvBudgetBytes, settings.kvBudgetBytes ?? .infinity)) { apply(directive) }
             self.core = core
         } else {
             core = StageCore(

@@ -93,7 +93,7 @@ public enum StageOutput: Sendable, Equatable {
 /// A stage worker's step handling as a pure state machine (DESIGN.md §4, §8): validation,
 /// KV-cache bookkeeping by position, batches of distinct requests, control messages, draining.
 public struct StageCore: Sendable {
-    public let settings: StageSettings
+    public private(set) var settings: StageSettings
     public private(set) var assignment: StageAssignment
     public private(set) var draining = false
     /// Ready steps in arrival order.
@@ -132,8 +132,10 @@ public struct StageCore: Sendable {
     /// Stops taking new keys; steps of held caches still run.
     public mutating func drain() { draining = true }
 
-    /// Switches to a new assignment once drained and empty; returns the caches to free.
-    public mutating func reassign(_ new: StageAssignment) -> [StageDirective] {
+    /// Switches to a new assignment once drained and empty; returns the caches to free. A new
+    /// block range holds other weights, so it comes with the KV budget they leave (nil: unchanged).
+    public mutating func reassign(_ new: StageAssignment, kvBudgetBytes: Double? = nil) -> [StageDirective] {
+        if let kvBudgetBytes { settings.kvBudgetBytes = kvBudgetBytes }
         let freed = heldCaches.map(StageDirective.freeCache)
         caches = [:]
         reservations = [:]

@@ -104,6 +104,18 @@ struct StageCoreTests {
         #expect(stage.receive(step(key: "b", position: 0, tokens: 4, tag: 3), now: 0).isEmpty)
     }
 
+    @Test("a plan switch to another block range brings the KV budget its weights leave")
+    func reassignedBudget() {
+        var stage = core(budget: 100)  // 10 positions
+        #expect(stage.receive(step(key: "a", position: 0, tokens: 8), now: 0).isEmpty)
+        for ran in stage.nextBatch() { _ = stage.completed(ran, sampledToken: nil, computeSeconds: 0, now: 0) }
+        let next = StageAssignment(planVersion: 2, stage: 1, stageCount: 3, hiddenSize: 8, kvBytesPerToken: 10)
+        #expect(stage.reassign(next, kvBudgetBytes: 50) == [.freeCache(CacheKey(key: "a", attempt: 1))])
+        #expect(stage.settings.kvBudgetBytes == 50)
+        #expect(refusal(stage.receive(step(key: "b", position: 0, tokens: 6, plan: 2), now: 0)) == .kvFull)
+        #expect(stage.receive(step(key: "b", position: 0, tokens: 5, tag: 2, plan: 2), now: 0).isEmpty)
+    }
+
     @Test("a new request joins the next batch beside running decodes, and a finished one leaves it")
     func continuousBatching() {
         var stage = core()
