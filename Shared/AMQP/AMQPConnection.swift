@@ -211,6 +211,23 @@ public final class AMQPConnection: Sendable {
         if !queued { throw .connectionClosed }
     }
 
+    /// Publishes on the channel of a consumer started with `confirmsPublishes` and waits for the
+    /// broker's confirm: a direct reply-to client that must learn whether its request was taken
+    /// (a queue full with `reject-publish` nacks it).
+    public func publishConfirmed(_ message: AMQPMessage, exchange: String, routingKey: String, onChannelOf consumerTag: String)
+        async throws(AMQPError)
+    {
+        await commands.waitForPublishSpace()
+        let promise = Promise<Void>()
+        let queued = commands.enqueue(publishBytes: message.body.count) { core in
+            core.publish(
+                message, exchange: exchange, routingKey: routingKey, mandatory: false, confirm: promise,
+                consumerTag: consumerTag)
+        }
+        if !queued { throw .connectionClosed }
+        try await AMQPPendingConfirm(promise: promise).wait()
+    }
+
     // MARK: - Consuming
 
     /// Starts a consumer on its own channel. With `noAck` false (the default) every delivery must be
@@ -219,15 +236,16 @@ public final class AMQPConnection: Sendable {
     /// The sequence ends with `AMQPError.consumerCancelled` when the broker cancels the consumer
     /// (e.g. its queue was deleted), with `channelClosed` on a channel error, and normally after
     /// `cancel()` or when the connection is closed. Across reconnects it simply keeps delivering.
+    /// `confirmsPublishes` puts its channel in confirm mode, for `publishConfirmed(_:…onChannelOf:)`.
     public func consume(
         queue: String, prefetchCount: UInt16 = 100, noAck: Bool = false, exclusive: Bool = false,
-        arguments: AMQPTable = [:], consumerTag: String? = nil
+        arguments: AMQPTable = [:], consumerTag: String? = nil, confirmsPublishes: Bool = false
     ) async throws(AMQPError) -> AMQPConsumer {
         let tag = consumerTag ?? "hyperion-\(AMQPConnection.randomSuffix())"
         let buffer = DeliveryBuffer()
         let spec = ConsumerSpec(
             queue: queue, tag: tag, prefetchCount: prefetchCount, noAck: noAck, exclusive: exclusive,
-            arguments: arguments, sink: buffer)
+            arguments: arguments, sink: buffer, confirmsPublishes: confirmsPublishes)
         try await startConsumer(spec)
         return AMQPConsumer(connection: self, tag: tag, queue: queue, buffer: buffer)
     }

@@ -1,8 +1,10 @@
-/// Where and how to reach a broker, parsed from `amqp[s]://user:pass@host:port/vhost`.
+/// Where and how to reach a broker, parsed from `amqp[s]://user:pass@host:port/vhost[?tls options]`.
 ///
 /// Follows RabbitMQ's URI spec: user, password and vhost are percent-decoded; an absent vhost means
 /// `/`, an empty one (`amqp://host/`) means the empty vhost name; default credentials `guest`/`guest`
-/// and ports 5672 (`amqp`) / 5671 (`amqps`).
+/// and ports 5672 (`amqp`) / 5671 (`amqps`). TLS settings travel in the query with RabbitMQ's
+/// parameter names (`cacertfile`, `certfile`, `keyfile`, `verify`), so every executable that takes
+/// a broker URL (flag or `HYPERION_AMQP_URL`) takes them the same way.
 public struct AMQPURL: Sendable, Hashable, CustomStringConvertible {
     /// The environment variable services read their broker URL from.
     public static let environmentVariable = "HYPERION_AMQP_URL"
@@ -13,10 +15,12 @@ public struct AMQPURL: Sendable, Hashable, CustomStringConvertible {
     public var host: String
     public var port: Int
     public var virtualHost: String
+    /// Certificates for `amqps`; empty (system CA bundle, no client certificate) by default.
+    public var tls: AMQPTLSOptions
 
     public init(
         isTLS: Bool = false, user: String = "guest", password: String = "guest",
-        host: String = "localhost", port: Int? = nil, virtualHost: String = "/"
+        host: String = "localhost", port: Int? = nil, virtualHost: String = "/", tls: AMQPTLSOptions = AMQPTLSOptions()
     ) {
         self.isTLS = isTLS
         self.user = user
@@ -24,6 +28,7 @@ public struct AMQPURL: Sendable, Hashable, CustomStringConvertible {
         self.host = host
         self.port = port ?? (isTLS ? 5671 : 5672)
         self.virtualHost = virtualHost
+        self.tls = tls
     }
 
     /// Parses a URL, naming the part that is wrong when it cannot.
@@ -39,7 +44,11 @@ public struct AMQPURL: Sendable, Hashable, CustomStringConvertible {
         } else {
             throw bad("expected scheme amqp:// or amqps://")
         }
-        if let query = rest.firstIndex(of: "?") { rest = rest[..<query] }
+        var query: Substring = ""
+        if let mark = rest.firstIndex(of: "?") {
+            query = rest[rest.index(after: mark)...]
+            rest = rest[..<mark]
+        }
 
         var path: Substring? = nil
         if let slash = rest.firstIndex(of: "/") {
@@ -94,6 +103,7 @@ public struct AMQPURL: Sendable, Hashable, CustomStringConvertible {
         } else {
             virtualHost = "/"
         }
+        tls = try AMQPTLSOptions(query: query, isTLS: isTLS, bad: bad)
     }
 
     /// Reads `HYPERION_AMQP_URL` (or another variable) from an environment dictionary.
@@ -106,17 +116,20 @@ public struct AMQPURL: Sendable, Hashable, CustomStringConvertible {
         return try AMQPURL(text)
     }
 
-    /// The URL with the password hidden, for logs and error messages.
+    /// The URL with the password hidden, for logs and error messages (certificate paths are shown:
+    /// they are not secret and tell an operator which files were used).
     public var description: String {
         let scheme = isTLS ? "amqps" : "amqp"
         let shownHost = host.contains(":") ? "[\(host)]" : host
-        return "\(scheme)://\(AMQPURL.percentEncoded(user)):***@\(shownHost):\(port)/\(AMQPURL.percentEncoded(virtualHost))"
+        let query = tls.query.isEmpty ? "" : "?" + tls.query
+        return "\(scheme)://\(AMQPURL.percentEncoded(user)):***@\(shownHost):\(port)/\(AMQPURL.percentEncoded(virtualHost))\(query)"
     }
 
     /// URL text with its password replaced by `***`, for messages about a URL that may not parse.
     public static func redacted(_ text: String) -> String {
+        let beforeQuery = text[..<(text.firstIndex(of: "?") ?? text.endIndex)]
         guard let colonSlash = text.firstIndex(of: ":"), text[colonSlash...].hasPrefix("://"),
-            let at = text.lastIndex(of: "@")
+            let at = beforeQuery.lastIndex(of: "@")
         else { return text }
         let start = text.index(colonSlash, offsetBy: 3)
         guard at > start else { return text }
@@ -142,13 +155,16 @@ public struct AMQPURL: Sendable, Hashable, CustomStringConvertible {
         return String(validating: bytes, as: UTF8.self)
     }
 
-    static func percentEncoded(_ text: String) -> String {
+    /// `keepingSlashes` leaves `/` as it is (a query value may hold it; a vhost may not).
+    static func percentEncoded(_ text: String, keepingSlashes: Bool = false) -> String {
         var result = ""
         for byte in text.utf8 {
             switch byte {
             case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
                 UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"),
                 UInt8(ascii: "~"):
+                result.unicodeScalars.append(Unicode.Scalar(byte))
+            case UInt8(ascii: "/") where keepingSlashes:
                 result.unicodeScalars.append(Unicode.Scalar(byte))
             default:
                 let digits = Array("0123456789ABCDEF".utf8)

@@ -18,6 +18,9 @@ final class Channel {
 
     let id: UInt16
     let role: Role
+    /// Publishes on this channel are confirmed: always for the confirm channel, and for a consumer
+    /// channel whose consumer asked for it (direct reply-to clients).
+    var confirmsPublishes: Bool
     var isOpen = false
     /// Which opening of this channel id is current; deliveries remember it so stale acks are dropped.
     var epoch: UInt64 = 0
@@ -39,6 +42,7 @@ final class Channel {
     init(id: UInt16, role: Role) {
         self.id = id
         self.role = role
+        self.confirmsPublishes = role == .confirm
     }
 
     var isIdle: Bool { isOpen && sent.isEmpty && waiting.isEmpty }

@@ -160,23 +160,13 @@ final class ConnectionCore {
         }
         var keep = false
         defer { if !keep { amqp_destroy_connection(newState) } }
-        let socket: OpaquePointer?
-        if url.isTLS {
-            socket = amqp_ssl_socket_new(newState)
-            if let socket {
-                if let ca = settings.tlsCACertificatePath { _ = amqp_ssl_socket_set_cacert(socket, ca) }
-                amqp_ssl_socket_set_verify_peer(socket, 1)
-                amqp_ssl_socket_set_verify_hostname(socket, 1)
-            }
-        } else {
-            socket = amqp_tcp_socket_new(newState)
-        }
+        let socket = url.isTLS ? try tlsSocket(on: newState) : amqp_tcp_socket_new(newState)
         guard let socket else { throw .connectionFailed(url: url.description, reason: "cannot create socket") }
         var timeout = timeval(tv_sec: Int(settings.connectTimeoutSeconds), tv_usec: 0)
         _ = amqp_set_handshake_timeout(newState, &timeout)
         let opened = amqp_socket_open_noblock(socket, url.host, Int32(url.port), &timeout)
         guard opened == AMQP_STATUS_OK.rawValue else {
-            throw .connectionFailed(url: url.description, reason: ConnectionCore.describe(opened))
+            throw .connectionFailed(url: url.description, reason: ConnectionCore.describeOpenFailure(opened, url: url))
         }
         var properties = clientProperties()
         let reply = hyperion_amqp_login_plain(
@@ -184,7 +174,17 @@ final class ConnectionCore {
             url.password)
         arena.reset()
         if let error = ConnectionCore.error(from: reply) {
-            throw .connectionFailed(url: url.description, reason: error.description)
+            var reason = error.description
+            if case .library(let status, _) = error {
+                if !url.isTLS {
+                    // A TLS listener answers the plain AMQP header by closing the socket.
+                    reason += " (the broker ended the AMQP handshake: if this port expects TLS, use amqps://)"
+                } else if status == AMQP_STATUS_SSL_ERROR.rawValue {
+                    // With TLS 1.3 a refused client certificate shows only after the handshake.
+                    reason += " (the broker ended the TLS session: does it require a client certificate, certfile and keyfile?)"
+                }
+            }
+            throw .connectionFailed(url: url.description, reason: reason)
         }
         // Only the closing handshake uses rabbitmq-c's blocking RPC; never wait on it forever.
         var closeTimeout = timeval(tv_sec: 5, tv_usec: 0)
@@ -192,6 +192,46 @@ final class ConnectionCore {
         keep = true
         state = newState
         logger.debug("AMQP connected", metadata: ["url": "\(url)", "name": "\(settings.connectionName)"])
+    }
+
+    /// An SSL socket set up from the URL's TLS options. A certificate file that cannot be used is
+    /// an error naming it, found before any network traffic.
+    private func tlsSocket(on state: amqp_connection_state_t) throws(AMQPError) -> OpaquePointer {
+        let url = settings.url
+        func failure(_ reason: String) -> AMQPError { .connectionFailed(url: url.description, reason: reason) }
+        guard let socket = amqp_ssl_socket_new(state) else { throw failure("cannot create a TLS socket") }
+        let options = url.tls
+        if let ca = options.caCertificatePath ?? settings.tlsCACertificatePath {
+            guard amqp_ssl_socket_set_cacert(socket, ca) == AMQP_STATUS_OK.rawValue else {
+                throw failure("cacertfile: cannot load CA certificates from '\(ca)' (a readable PEM file?)")
+            }
+        }
+        if let certificate = options.clientCertificatePath, let key = options.clientKeyPath {
+            guard amqp_ssl_socket_set_key(socket, certificate, key) == AMQP_STATUS_OK.rawValue else {
+                throw failure(
+                    "certfile, keyfile: cannot load the client certificate '\(certificate)' with key '\(key)' "
+                        + "(readable PEM files, an unencrypted key that matches the certificate?)")
+            }
+        }
+        amqp_ssl_socket_set_verify_peer(socket, options.verifyPeer ? 1 : 0)
+        amqp_ssl_socket_set_verify_hostname(socket, options.verifyPeer ? 1 : 0)
+        return socket
+    }
+
+    /// Why a socket did not open, with what to check for the TLS failures.
+    static func describeOpenFailure(_ status: Int32, url: AMQPURL) -> String {
+        let text = describe(status)
+        switch status {
+        case AMQP_STATUS_SSL_PEER_VERIFY_FAILED.rawValue:
+            return "\(text): the broker's certificate is not signed by a trusted CA (check cacertfile)"
+        case AMQP_STATUS_SSL_HOSTNAME_VERIFY_FAILED.rawValue:
+            return "\(text): the broker's certificate does not name host '\(url.host)'"
+        case AMQP_STATUS_SSL_ERROR.rawValue, AMQP_STATUS_SSL_CONNECTION_FAILED.rawValue:
+            return "\(text): TLS handshake failed (is port \(url.port) a TLS listener? is the CA right? "
+                + "does the broker require a client certificate, certfile and keyfile?)"
+        default:
+            return text
+        }
     }
 
     private func clientProperties() -> amqp_table_t {
@@ -358,7 +398,7 @@ final class ConnectionCore {
         var open = amqp_channel_open_t()
         var status = amqp_send_method(state, channel.id, Method.channelOpen, &open)
         channel.sent.append(ChannelCall(expect: Method.channelOpenOK, send: { _, _ in 0 }))
-        if channel.role == .confirm, status == AMQP_STATUS_OK.rawValue {
+        if channel.confirmsPublishes, status == AMQP_STATUS_OK.rawValue {
             failConfirms(on: channel, error: .connectionLost(reason: "channel reopened"))
             var select = amqp_confirm_select_t()
             status = amqp_send_method(state, channel.id, Method.confirmSelect, &select)
@@ -485,7 +525,7 @@ final class ConnectionCore {
             let returned = AMQPReturnedMessage(
                 replyCode: replyCode, replyText: replyText, exchange: incoming.exchange,
                 routingKey: incoming.routingKey, message: message)
-            if channel.role == .confirm {
+            if channel.confirmsPublishes {
                 channel.pendingReturn = returned
             } else {
                 outlets.returns.yield(returned)
@@ -916,6 +956,7 @@ final class ConnectionCore {
         }
         consumer.started = started
         channel.consumer = consumer
+        channel.confirmsPublishes = consumer.confirmsPublishes
         submitConsumerSetup(consumer, on: channel)
     }
 

@@ -20,6 +20,8 @@ struct ConsumerSpec: Sendable {
     let exclusive: Bool
     let arguments: AMQPTable
     let sink: any DeliverySink
+    /// Puts the consumer's channel in confirm mode, for publishes that must go out on it.
+    var confirmsPublishes = false
 }
 
 /// A consumer as the thread knows it, kept so it can be started again after a reconnect.
@@ -31,6 +33,7 @@ final class ConsumerRecord {
     let exclusive: Bool
     let arguments: AMQPTable
     let sink: any DeliverySink
+    let confirmsPublishes: Bool
     /// Resolved by the first consume-ok; nil once the consumer has started.
     var started: Promise<Void>?
     var active = false
@@ -43,5 +46,6 @@ final class ConsumerRecord {
         exclusive = spec.exclusive
         arguments = spec.arguments
         sink = spec.sink
+        confirmsPublishes = spec.confirmsPublishes
     }
 }

@@ -37,6 +37,37 @@ struct AMQPURLTests {
         }
     }
 
+    @Test func tlsOptionsComeFromTheQuery() throws {
+        let url = try AMQPURL("amqps://u:p@broker:5671/%2F?cacertfile=/etc/ca.pem&certfile=/etc/c.pem&keyfile=/etc/c.key")
+        #expect(url.tls == AMQPTLSOptions(caCertificatePath: "/etc/ca.pem", clientCertificatePath: "/etc/c.pem", clientKeyPath: "/etc/c.key"))
+        #expect(url.virtualHost == "/")
+        #expect(url.description == "amqps://u:***@broker:5671/%2F?cacertfile=/etc/ca.pem&certfile=/etc/c.pem&keyfile=/etc/c.key")
+        #expect(try AMQPURL("amqps://h?verify=verify_none").tls.verifyPeer == false)
+        #expect(try AMQPURL("amqps://h/?cacertfile=%2Ftmp%2Fa%20b.pem").tls.caCertificatePath == "/tmp/a b.pem")
+    }
+
+    @Test func badTLSOptionsAreNamed() {
+        #expect(throws: AMQPError.invalidURL(url: "amqp://u:***@h/?cacertfile=/ca.pem", reason: "query: TLS parameters need an amqps:// URL")) {
+            try AMQPURL("amqp://u:secret@h/?cacertfile=/ca.pem")
+        }
+        #expect(throws: AMQPError.invalidURL(url: "amqps://h?cafile=x", reason: "query: unknown parameter 'cafile' (known: cacertfile, certfile, keyfile, verify)")) {
+            try AMQPURL("amqps://h?cafile=x")
+        }
+        #expect(throws: AMQPError.invalidURL(url: "amqps://h?certfile=/c.pem", reason: "certfile and keyfile: give both (a client certificate and its key) or neither")) {
+            try AMQPURL("amqps://h?certfile=/c.pem")
+        }
+        #expect(throws: AMQPError.invalidURL(url: "amqps://h?verify=maybe", reason: "verify: expected verify_peer or verify_none, got 'maybe'")) {
+            try AMQPURL("amqps://h?verify=maybe")
+        }
+        #expect(throws: AMQPError.invalidURL(url: "amqps://h?cacertfile", reason: "query: expected name=value, got 'cacertfile'")) {
+            try AMQPURL("amqps://h?cacertfile")
+        }
+    }
+
+    @Test func redactionIgnoresTheQuery() {
+        #expect(AMQPURL.redacted("amqps://u:secret@h/?cacertfile=/a@b.pem") == "amqps://u:***@h/?cacertfile=/a@b.pem")
+    }
+
     @Test func descriptionHidesThePassword() throws {
         #expect(try AMQPURL("amqp://guest:secret@localhost:5672/%2F").description == "amqp://guest:***@localhost:5672/%2F")
     }
