@@ -17,7 +17,10 @@ struct GenerateCommand: AsyncParsableCommand {
             hyperion.ingress (broker from --amqp-url, HYPERION_AMQP_URL or .run/amqp_url), the tokens \
             are printed as they stream back, then the route and per-stage timings. --json prints the \
             result object instead (text, tokens, finish_reason, usage, route, plan_version, attempts, \
-            timings).
+            timings). A broker with TLS takes an amqps:// URL with its certificates in the query: \
+            amqps://client:PASS@host:5671/%2F?cacertfile=ca.pem[&certfile=client.pem&keyfile=client.key]. \
+            When the request queue is full the broker refuses the request and generate exits 75 \
+            ("system overloaded"; try again later).
 
             With --local, runs every block of the model in this process (no broker) and streams the \
             text to standard output; --json prints prompt_tokens, tokens, text, finish_reason and \
@@ -139,6 +142,9 @@ struct GenerateCommand: AsyncParsableCommand {
             result = try await client.run { token in
                 FileHandle.standardOutput.write(Data(token.text.utf8))
             }
+        } catch .overloaded {
+            printError("hyperion generate: \(RemoteGeneration.Failure.overloaded)")
+            throw ExitCode(RemoteGeneration.overloadedExitCode)
         } catch {
             printError("hyperion generate: \(error)")
             throw ExitCode.failure

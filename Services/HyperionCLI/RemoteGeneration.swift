@@ -16,14 +16,21 @@ struct RemoteGeneration {
     /// Longest wait for the final reply.
     var timeoutSeconds: Double
 
+    /// `generate`'s exit status when the system refused the request for load (EX_TEMPFAIL: retry later).
+    static let overloadedExitCode: Int32 = 75
+
     enum Failure: Error, CustomStringConvertible {
         case broker(String)
+        /// The bounded ingress queue is full: the broker refused the request (publisher nack).
+        case overloaded
         case refused(ErrorReply)
         case timedOut(Double)
 
         var description: String {
             switch self {
             case .broker(let text): text
+            case .overloaded:
+                "system overloaded: the request queue (hyperion.ingress) is full and the broker refused the request; try again later"
             case .refused(let error): "\(error.code.rawValue): \(error.message)"
             case .timedOut(let seconds): "no result within \(Int(seconds)) s (is a scheduler running?)"
             }
@@ -46,14 +53,18 @@ struct RemoteGeneration {
         request.id = correlationID
         let replies: AMQPConsumer
         do {
-            replies = try await connection.consume(queue: AMQPRPCClient.directReplyQueue, prefetchCount: 0, noAck: true)
+            replies = try await connection.consume(
+                queue: AMQPRPCClient.directReplyQueue, prefetchCount: 0, noAck: true, confirmsPublishes: true)
             let message = AMQPMessage(
                 body: encodeMessage(request),
                 properties: AMQPProperties(
                     contentType: Names.ContentType.json, deliveryMode: 2, correlationID: correlationID,
                     replyTo: AMQPRPCClient.directReplyQueue))
-            try await connection.publish(
+            // Confirmed, so a full ingress queue (reject-publish) is reported instead of waited out.
+            try await connection.publishConfirmed(
                 message, exchange: Names.Exchange.ingress, routingKey: Names.Queue.ingress, onChannelOf: replies.tag)
+        } catch .nacked {
+            throw .overloaded
         } catch {
             throw .broker("cannot publish the request: \(error)")
         }
