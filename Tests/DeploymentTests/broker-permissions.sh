@@ -32,6 +32,8 @@ for var in HYPERION_ADMIN_PASSWORD HYPERION_PLANNER_PASSWORD HYPERION_SCHEDULER_
     export "$var=$(secret)"
 done
 export HYPERION_ADMIN_USER=admin HYPERION_CLIENTS="alice bob"
+# A small bound, so the test can see the dead-letter policy drop the oldest.
+export HYPERION_DEAD_MAX_LENGTH=5 PERMTEST_DEAD_MAX_LENGTH=5
 
 # A fresh scratch env file keeps a developer's .env out of this test.
 empty_env=$(mktemp)

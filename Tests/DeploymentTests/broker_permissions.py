@@ -319,6 +319,27 @@ def main():
     refused("monitor cannot publish to hyperion.internal", monitor, publish(INTERNAL, STAGE_QUEUE))
     refused("monitor cannot publish to the default exchange", monitor, publish("", STAGE_QUEUE))
 
+    # --- bounded dead letters: the policy from scripts/broker-users keeps the newest ----------
+    try:
+        channel = worker.channel()
+        channel.confirm_delivery()
+        bound = int(os.environ["PERMTEST_DEAD_MAX_LENGTH"])
+        for index in range(bound + 5):
+            channel.basic_publish(DEAD, "", str(index).encode(), pika.BasicProperties(headers={"x-hyperion-error": "test"}))
+        reader = scheduler.channel()
+        held = reader.queue_declare(DEAD, passive=True).method.message_count
+        report(held == bound, f"hyperion.dead holds at most {bound} dead letters (policy hyperion-dead-bounded)",
+               f"holds {held}")
+        last = None
+        while True:
+            method, _, body = reader.basic_get(DEAD, auto_ack=True)
+            if method is None:
+                break
+            last = body
+        report(last == str(bound + 4).encode(), "the newest dead letter is kept, the oldest dropped", f"last {last!r}")
+    except Exception as error:
+        report(False, "bounded dead letters", f"{type(error).__name__}: {error}")
+
     # --- authentication and vhost scope ---------------------------------------------------------
     try:
         connect("client", password="wrong-" + uuid.uuid4().hex).close()
