@@ -58,8 +58,17 @@ public struct StepHeader: Sendable, Equatable {
         self.reserveTokens = reserveTokens
     }
 
-    /// The body size these headers promise.
-    public var expectedBodyBytes: Int { shape.reduce(1, *) * 4 }
+    /// The body size these headers promise; `Int.max` when the shape's product overflows (no
+    /// body can match it, so a hostile shape is refused instead of trapping).
+    public var expectedBodyBytes: Int {
+        var bytes = 4
+        for dimension in shape {
+            let (product, overflow) = bytes.multipliedReportingOverflow(by: dimension)
+            if overflow { return Int.max }
+            bytes = product
+        }
+        return bytes
+    }
 
     /// Checks the headers against themselves and the body's length, naming the first mismatch.
     public func validate(bodyBytes: Int) throws(MessageError) {

@@ -176,6 +176,15 @@ struct StepTests {
         #expect(throws: MessageError.self) { try bad.validate(bodyBytes: 4608) }
     }
 
+    @Test("a shape whose byte count overflows is refused, not a crash")
+    func hostileShape() {
+        var bad = header()
+        bad.tokenCount = Int(Int32.max)
+        bad.shape = [Int(Int32.max), Int(Int32.max)]
+        #expect(bad.expectedBodyBytes == Int.max)
+        #expect(throws: MessageError.self) { try bad.validate(bodyBytes: 4608) }
+    }
+
     @Test("bodies encode little-endian and decode exactly, including extreme floats")
     func bodies() {
         let tokens: [Int32] = [0, 1, 49151, .max]
