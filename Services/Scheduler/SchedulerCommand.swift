@@ -36,6 +36,12 @@ struct SchedulerCommand: AsyncParsableCommand {
     @Option(help: "In an emulated cluster, the model the profile workers emulate (e.g. phi-3-medium:q4_0): ARTS prices steps with it; tokens still come from --model (HYPERION_EMULATED_MODEL).")
     var emulatedModel: String = ProcessEnvironment.string("HYPERION_EMULATED_MODEL") ?? ""
 
+    @Option(help: "In an emulated cluster, the link (e.g. edge-fog) that steps cross to reach a first stage outside --link-from-tier, as requests entering at that tier would (HYPERION_LINK).")
+    var link: String = ProcessEnvironment.string("HYPERION_LINK") ?? ""
+
+    @Option(help: "With --link: the tier the scheduler sits with; steps to its nodes go straight there (HYPERION_LINK_FROM_TIER).")
+    var linkFromTier: String = ProcessEnvironment.string("HYPERION_LINK_FROM_TIER") ?? ""
+
     @Option(help: "Longest request in seconds; also the default deadline_s.")
     var maxDeadlineSeconds: Double = 600
 
@@ -69,6 +75,9 @@ struct SchedulerCommand: AsyncParsableCommand {
         guard maxAttempts >= 1 else { throw ValidationError("--max-attempts: expected an integer >= 1") }
         guard heartbeatSeconds > 0 else { throw ValidationError("--heartbeat-seconds: expected a number > 0") }
         guard drainSeconds >= 0 else { throw ValidationError("--drain-seconds: expected a number >= 0") }
+        guard link.isEmpty == linkFromTier.isEmpty else {
+            throw ValidationError("--link and --link-from-tier: give both (an emulated cluster) or neither")
+        }
     }
 
     /// A command line the parser refuses exits 2 (bad input), rather than the parser's 64.
@@ -80,7 +89,8 @@ struct SchedulerCommand: AsyncParsableCommand {
             amqpURL: amqpURL, id: id, routing: RoutingPolicy(rawValue: routing) ?? .arts, maxInFlight: maxInFlight,
             modelPath: model, maxDeadlineSeconds: maxDeadlineSeconds, maxOutputTokens: maxOutputTokens,
             maxRequestBytes: maxRequestBytes, stepTimeoutSeconds: stepTimeoutSeconds, maxAttempts: maxAttempts,
-            heartbeatSeconds: heartbeatSeconds, drainSeconds: drainSeconds, emulatedModel: emulatedModel.isEmpty ? nil : emulatedModel)
+            heartbeatSeconds: heartbeatSeconds, drainSeconds: drainSeconds, emulatedModel: emulatedModel.isEmpty ? nil : emulatedModel,
+            link: link.isEmpty ? nil : link, linkFromTier: linkFromTier.isEmpty ? nil : linkFromTier)
         do {
             try await SchedulerService(settings: settings).run()
         } catch {

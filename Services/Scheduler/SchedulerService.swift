@@ -27,6 +27,9 @@ struct SchedulerServiceSettings: Sendable {
     /// The model emulated by profile workers (DESIGN.md §11), when it is not `modelPath`'s: ARTS
     /// prices steps with its profile, while the tokenizer still comes from `modelPath`.
     var emulatedModel: String? = nil
+    /// Emulated link crossed by steps whose first stage is not of `linkFromTier` (nil: none).
+    var link: String? = nil
+    var linkFromTier: String? = nil
 
     var eventsQueue: String { Names.Queue.scheduler(id) }
 }
@@ -413,8 +416,16 @@ final class SchedulerService: @unchecked Sendable {
         for directive in directives {
             switch directive {
             case .step(let queue, let header, let body):
-                let message = AMQPMessage(body: body, properties: AMQPProperties(contentType: Names.ContentType.step, headers: header.amqpHeaders))
-                Task { try? await outbound.publish(message, exchange: Names.Exchange.internal, routingKey: queue, mandatory: true) }
+                var headers = header.amqpHeaders
+                var routingKey = queue
+                if let link = settings.link, let home = settings.linkFromTier, Names.Queue.tier(ofStage: queue) != home {
+                    // A plan that starts past the scheduler's tier (HEFT's): the token ids travel
+                    // the emulated links as they would from where requests enter.
+                    headers[Names.Header.linkDestination] = .string(queue)
+                    routingKey = Names.Queue.link(link)
+                }
+                let message = AMQPMessage(body: body, properties: AMQPProperties(contentType: Names.ContentType.step, headers: headers))
+                Task { try? await outbound.publish(message, exchange: Names.Exchange.internal, routingKey: routingKey, mandatory: true) }
             case .reply(let replyTo, let correlationID, let reply):
                 let message = AMQPMessage(body: encodeMessage(reply), properties: AMQPProperties(contentType: Names.ContentType.json, correlationID: correlationID))
                 Task { try? await outbound.publish(message, exchange: Names.Exchange.default, routingKey: replyTo, mandatory: detectsVanishing(replyTo)) }

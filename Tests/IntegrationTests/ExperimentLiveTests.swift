@@ -54,7 +54,9 @@ struct ExperimentLiveTests {
         let planning = ["--partition", system.partition, "--prompt-tokens", "\(promptTokens)", "--output-tokens", "\(maxTokens)"]
         return try await Cluster.with(
             workers: workers(tiers: Set(system.tiers)), routing: system.routing, topology: topology,
-            plannerArguments: ["--model", model] + planning, schedulerArguments: ["--emulated-model", model]
+            plannerArguments: ["--model", model] + planning,
+            // The scheduler sits with the edge: a plan starting past it is reached over the links.
+            schedulerArguments: ["--emulated-model", model, "--link", "edge-fog", "--link-from-tier", "edge"]
         ) { cluster in
             let links = try ["edge-fog", "fog-cloud", "return"].map { name in
                 try ServiceProcess(
