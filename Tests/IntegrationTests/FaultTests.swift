@@ -21,6 +21,17 @@ struct FaultTests {
         return references
     }
 
+    /// `count` streaming requests over the prompts in turn, as (prompt, request).
+    static func streamingRequests(_ count: Int, idPrefix: String, on client: AMQPConnection) async throws -> [(String, ClientRequest)] {
+        var requests: [(String, ClientRequest)] = []
+        for index in 0..<count {
+            let prompt = prompts[index % prompts.count]
+            let request = InferenceRequest(id: "\(idPrefix)\(index)", input: .prompt(prompt), maxTokens: maxTokens, stream: true)
+            requests.append((prompt, try await ClientRequest(request, on: client)))
+        }
+        return requests
+    }
+
     /// Streamed token replies must agree wherever an index repeats (a redone request streams
     /// again from index 0); returns the indices that disagree.
     static func conflictingIndices(_ tokens: [TokenReply]) -> [Int] {
@@ -41,13 +52,7 @@ struct FaultTests {
             Cluster.Worker(tier: "fog", id: "fog-2"), Cluster.Worker(tier: "cloud", id: "cloud-1"),
         ]
         try await Cluster.with(workers: workers, schedulerArguments: ["--step-timeout-seconds", "5"]) { cluster in
-            var requests: [(String, ClientRequest)] = []
-            for index in 0..<8 {
-                let prompt = Self.prompts[index % Self.prompts.count]
-                requests.append(
-                    (prompt, try await ClientRequest(
-                        InferenceRequest(id: "k\(index)", input: .prompt(prompt), maxTokens: Self.maxTokens, stream: true), on: cluster.client)))
-            }
+            let requests = try await Self.streamingRequests(8, idPrefix: "k", on: cluster.client)
             let inFlightRequests = requests
             let streaming = await eventually(timeoutSeconds: 120) { inFlightRequests.allSatisfy { $0.1.tokens.count >= 2 } ? true : nil }
             #expect(streaming == true, "not every request streamed before the fault; logs:\n\(cluster.logs)")
@@ -95,13 +100,7 @@ struct FaultTests {
     func schedulerKilled() async throws {
         let references = try Self.references()
         try await Cluster.with(schedulers: 2) { cluster in
-            var requests: [(String, ClientRequest)] = []
-            for index in 0..<8 {
-                let prompt = Self.prompts[index % Self.prompts.count]
-                requests.append(
-                    (prompt, try await ClientRequest(
-                        InferenceRequest(id: "s\(index)", input: .prompt(prompt), maxTokens: Self.maxTokens, stream: true), on: cluster.client)))
-            }
+            let requests = try await Self.streamingRequests(8, idPrefix: "s", on: cluster.client)
             let inFlightRequests = requests
             let streaming = await eventually(timeoutSeconds: 120) { inFlightRequests.filter { $0.1.tokens.count >= 2 }.count >= 4 ? true : nil }
             #expect(streaming == true, "requests did not stream before the fault; logs:\n\(cluster.logs)")
