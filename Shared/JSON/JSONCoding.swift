@@ -65,7 +65,9 @@ extension JSONError {
         case .keyNotFound(let key, let context):
             self.init(path: JSONError.pathString(context.codingPath + [key]), message: "required field is missing")
         case .dataCorrupted(let context):
-            self.init(path: JSONError.pathString(context.codingPath), message: context.debugDescription)
+            // Swift's own text for an unknown enum case repeats the value: name the field only.
+            let message = context.debugDescription.hasPrefix("Cannot initialize ") ? "not one of the known values" : context.debugDescription
+            self.init(path: JSONError.pathString(context.codingPath), message: message)
         @unknown default:
             self.init(message: "\(error)")
         }

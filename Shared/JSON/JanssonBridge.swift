@@ -28,7 +28,10 @@ extension JSONValue {
             let text = withUnsafeBytes(of: error.text) { raw in
                 String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
             }
-            throw JSONError(line: Int(error.line), column: Int(error.column), message: text)
+            // jansson quotes the text around the error ("near '...'"): a message body must not
+            // reach logs through an error, and the line and column already say where.
+            let reason = text.firstRange(of: " near '").map { String(text[..<$0.lowerBound]) } ?? text
+            throw JSONError(line: Int(error.line), column: Int(error.column), message: reason)
         }
         defer { hyperion_json_decref(root) }
         return JSONValue(jansson: root)

@@ -121,7 +121,7 @@ public enum SchedulerEvent: Sendable, Equatable, Decodable {
         switch try c.decode(String.self, forKey: .type) {
         case "sampled": self = .sampled(try SampledEvent(from: decoder))
         case "step_error": self = .stepError(try StepErrorEvent(from: decoder))
-        case let other: throw Wire.invalid(.type, c, "expected \"sampled\" or \"step_error\", found \"\(other)\"")
+        default: throw Wire.invalid(.type, c, "expected \"sampled\" or \"step_error\"")
         }
     }
 }

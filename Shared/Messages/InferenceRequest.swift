@@ -147,7 +147,7 @@ extension ChatMessage {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         role = try c.decode(String.self, forKey: .role)
         guard ChatMessage.roles.contains(role) else {
-            throw Wire.invalid(.role, c, "expected \"system\", \"user\" or \"assistant\", found \"\(role)\"")
+            throw Wire.invalid(.role, c, "expected \"system\", \"user\" or \"assistant\"")
         }
         content = try c.decode(String.self, forKey: .content)
     }

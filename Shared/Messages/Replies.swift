@@ -230,8 +230,8 @@ extension Reply: Codable {
         case "token": self = .token(try TokenReply(from: decoder))
         case "result": self = .result(try ResultReply(from: decoder))
         case "error": self = .error(try ErrorReply(from: decoder))
-        case let other:
-            throw Wire.invalid(.type, c, "expected \"token\", \"result\" or \"error\", found \"\(other)\"")
+        default:
+            throw Wire.invalid(.type, c, "expected \"token\", \"result\" or \"error\"")
         }
     }
 

@@ -21,7 +21,7 @@ enum Wire {
         let type = try container.decode(String.self, forKey: key)
         guard type == expected else {
             throw DecodingError.dataCorruptedError(
-                forKey: key, in: container, debugDescription: "expected \"\(expected)\", found \"\(type)\"")
+                forKey: key, in: container, debugDescription: "expected \"\(expected)\"")
         }
     }
 

@@ -23,6 +23,19 @@ struct JSONParsingTests {
         }
     }
 
+    @Test("a parse error never repeats the text it was given (it may reach a log)")
+    func errorsHoldNoText() {
+        for bad in ["{\"secret-body\": tru}", "[\"secret-body", "{\"a\":1,\"a\":\"secret-body\"}", "{\"secret-body\":1,\"secret-body\":2}"] {
+            do {
+                _ = try JSONValue.parse(bad)
+                Issue.record("\(bad) parsed")
+            } catch {
+                #expect(!error.description.contains("secret"), "\(error)")
+                #expect(error.line == 1)
+            }
+        }
+    }
+
     @Test("invalid UTF-8 is refused")
     func invalidUTF8() {
         #expect(throws: JSONError.self) { try JSONValue.parse(bytes: [0x22, 0xC3, 0x28, 0x22]) }
