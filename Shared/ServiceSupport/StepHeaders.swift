@@ -40,10 +40,17 @@ extension StepHeader {
         guard version == Int64(Names.schemaVersion) else {
             throw MessageError(field: H.version, reason: "unsupported schema version \(version) (this build speaks \(Names.schemaVersion))")
         }
+        // Queue names are published to and logged: only well-formed names of the right kind pass.
         var route: [String] = []
         for item in try reader.array(H.route) {
-            guard let queue = item.stringValue else { throw MessageError(field: H.route, reason: "expected an array of queue names") }
+            guard let queue = item.stringValue, Names.Queue.tier(ofStage: queue) != nil, HeaderReader.isQueueName(queue) else {
+                throw MessageError(field: H.route, reason: "expected an array of stage queue names (hyperion.stage.<tier>.<node>)")
+            }
             route.append(queue)
+        }
+        let scheduler = try reader.string(H.scheduler)
+        guard scheduler.hasPrefix(Names.Queue.scheduler("")), HeaderReader.isQueueName(scheduler) else {
+            throw MessageError(field: H.scheduler, reason: "expected a scheduler's queue name (\(Names.Queue.scheduler("<id>")))")
         }
         var shape: [Int] = []
         for item in try reader.array(H.shape) {
@@ -66,7 +73,7 @@ extension StepHeader {
             throw MessageError(field: H.dtype, reason: "expected \"i32\" or \"f32\"")
         }
         self.init(
-            key: try reader.string(H.key), attempt: try reader.int(H.attempt), scheduler: try reader.string(H.scheduler),
+            key: try reader.string(H.key), attempt: try reader.int(H.attempt), scheduler: scheduler,
             planVersion: try reader.integer(H.planVersion), route: route, stage: try reader.int(H.stage), kind: kind,
             position: try reader.int(H.position), tokenCount: try reader.int(H.tokenCount), dtype: dtype, shape: shape, timings: timings,
             sampling: SamplingParameters(
@@ -99,10 +106,24 @@ private struct HeaderReader {
 
     func int(_ name: String) throws(MessageError) -> Int {
         let wide = try integer(name)
-        guard let narrow = Int(exactly: wide), abs(narrow) < 1 << 31 else {
+        // A range check, not abs(): abs(Int64.min) traps.
+        guard let narrow = Int(exactly: wide), narrow > -(1 << 31), narrow < 1 << 31 else {
             throw MessageError(field: name, reason: "\(wide) is out of range")
         }
         return narrow
+    }
+
+    /// At most 255 bytes (AMQP's limit for a routing key) of `[A-Za-z0-9._-]`.
+    static func isQueueName(_ text: String) -> Bool {
+        !text.isEmpty && text.utf8.count <= 255
+            && text.utf8.allSatisfy { byte in
+                switch byte {
+                case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                    UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "-"):
+                    true
+                default: false
+                }
+            }
     }
 
     func number(_ name: String) throws(MessageError) -> Double {
