@@ -105,7 +105,7 @@ struct BenchLoadCommand: AsyncParsableCommand {
     var maxBatchSteps = 16
 
     @Option(help: "--local-cluster: milliseconds a worker's small batch waits for the steps of other sequences it holds.")
-    var batchWaitMs = 0.0
+    var batchWaitMs = 3.0
 
     @Option(help: "--local-cluster: routing policy of the scheduler (arts, round-robin, heft).")
     var routing = "arts"

@@ -81,8 +81,8 @@ struct StageWorkerCommand: AsyncParsableCommand {
     @Option(help: "Memory in bytes this node advertises; weights plus KV cache must fit (default 1e9, or the --device preset's).")
     var memoryBytes: Double?
 
-    @Option(help: "Milliseconds a batch smaller than the sequences this node holds waits for more of their steps (0: start at once).")
-    var batchWaitMs: Double = 0
+    @Option(help: "Milliseconds a batch smaller than the sequences this node holds waits for more of their steps, when it holds at least two per stage (0: start at once).")
+    var batchWaitMs: Double = 3
 
     @Option(help: "Cap the KV-cache budget in bytes below what --memory-bytes leaves after the weights (default: no cap).")
     var kvBudgetBytes: Double?

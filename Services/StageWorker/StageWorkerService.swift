@@ -26,7 +26,7 @@ struct StageWorkerSettings: Sendable {
     var idleCacheSeconds: Double
     var drainSeconds: Double
     /// How long a batch smaller than the sequences held waits for more of their steps.
-    var batchWaitSeconds: Double = 0
+    var batchWaitSeconds: Double = 0.003
     /// Caps the KV budget below what the advertised memory leaves (tests, small experiments).
     var kvBudgetBytes: Double? = nil
     /// `real` runs the model's blocks; `profile` holds each batch for its roofline time on `nominal`.
@@ -441,13 +441,16 @@ final class StageWorkerService: @unchecked Sendable {
     /// one wave of steps into a batch of one and a batch of the rest.
     ///
     /// With `--batch-wait-ms`, a batch smaller than the sequences this node holds also waits that
-    /// long for their steps, so that sequences drifting apart come together into waves.
+    /// long for their steps, so that sequences drifting apart come together into waves — only
+    /// when the node holds at least two sequences per stage of the pipeline: with fewer, waves
+    /// of one apiece keep every stage (and core) busy, which beats batching them.
     private func requestBatch() {
         guard !computing, !batchRequested, let core, !core.queued.isEmpty, let events else { return }
         batchRequested = true
         let ready = Set(core.queued.map(\.header.key)).count
         let wait = settings.batchWaitSeconds
-        if wait > 0, ready < min(settings.maxBatchSteps, core.activeSequences) {
+        let crowded = core.activeSequences >= 2 * core.assignment.stageCount
+        if wait > 0, crowded, ready < min(settings.maxBatchSteps, core.activeSequences) {
             Task {
                 try? await Task.sleep(for: .seconds(wait))
                 events.yield(.formBatch)
