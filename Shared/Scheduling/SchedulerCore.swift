@@ -217,6 +217,7 @@ public struct SchedulerCore: Sendable {
     public mutating func abandonAll() -> [SchedulerDirective] {
         let dropped = requests.keys.sorted().compactMap { requests.removeValue(forKey: $0) }
         waiting.removeAll()
+        for state in dropped { releaseRoute(state, now: 0) }
         return dropped.flatMap { cancelControls($0).map { SchedulerDirective.control(queue: $0.queue, $0.message) } }
     }
 
