@@ -79,6 +79,9 @@ public final class ServiceProcess: Sendable {
 
     public var isRunning: Bool { exitStatus.withLock { $0 } == nil }
 
+    /// The operating system's id of the process, e.g. to read `/proc/<pid>/status`.
+    public var processID: Int32 { process.processIdentifier }
+
     /// Sends SIGKILL: the process dies without any chance to clean up.
     public func kill() {
         Foundation.kill(process.processIdentifier, SIGKILL)
