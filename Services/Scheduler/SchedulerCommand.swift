@@ -45,11 +45,17 @@ struct SchedulerCommand: AsyncParsableCommand {
     @Option(help: "Longest request in seconds; also the default deadline_s.")
     var maxDeadlineSeconds: Double = 600
 
-    @Option(help: "Largest max_tokens accepted.")
-    var maxOutputTokens: Int = 4096
+    @Option(help: "Largest max_tokens accepted (HYPERION_MAX_OUTPUT_TOKENS).")
+    var maxOutputTokens: Int = ProcessEnvironment.string("HYPERION_MAX_OUTPUT_TOKENS").flatMap { Int($0) } ?? 4096
 
-    @Option(help: "Largest request body in bytes.")
-    var maxRequestBytes: Int = 1 << 20
+    @Option(help: "Largest request body in bytes (HYPERION_MAX_REQUEST_BYTES).")
+    var maxRequestBytes: Int = ProcessEnvironment.string("HYPERION_MAX_REQUEST_BYTES").flatMap { Int($0) } ?? 1 << 20
+
+    @Option(help: "Longest prompt in tokens, after the chat template; 0: the model's context window decides (HYPERION_MAX_PROMPT_TOKENS).")
+    var maxPromptTokens: Int = ProcessEnvironment.string("HYPERION_MAX_PROMPT_TOKENS").flatMap { Int($0) } ?? 0
+
+    @Option(help: "Most requests waiting on hyperion.ingress before the broker refuses new ones, which clients see as 'system overloaded' (x-max-length with reject-publish; HYPERION_INGRESS_MAX_LENGTH). Every scheduler on a broker must use the same value: RabbitMQ refuses a queue redeclared with other arguments.")
+    var ingressMaxLength: Int = ProcessEnvironment.string("HYPERION_INGRESS_MAX_LENGTH").flatMap { Int($0) } ?? Int(BrokerObjects.defaultIngressMaxLength)
 
     @Option(help: "Seconds without a step's result before its attempt fails over to another route.")
     var stepTimeoutSeconds: Double = 30
@@ -71,6 +77,9 @@ struct SchedulerCommand: AsyncParsableCommand {
         guard (1...65_535).contains(maxInFlight) else { throw ValidationError("--max-in-flight: expected an integer in 1...65535") }
         guard maxDeadlineSeconds > 0 else { throw ValidationError("--max-deadline-seconds: expected a number > 0") }
         guard maxOutputTokens >= 1 else { throw ValidationError("--max-output-tokens: expected an integer >= 1") }
+        guard maxRequestBytes >= 1 else { throw ValidationError("--max-request-bytes: expected an integer >= 1") }
+        guard maxPromptTokens >= 0 else { throw ValidationError("--max-prompt-tokens: expected an integer >= 0") }
+        guard ingressMaxLength >= 1 else { throw ValidationError("--ingress-max-length: expected an integer >= 1") }
         guard stepTimeoutSeconds > 0 else { throw ValidationError("--step-timeout-seconds: expected a number > 0") }
         guard maxAttempts >= 1 else { throw ValidationError("--max-attempts: expected an integer >= 1") }
         guard heartbeatSeconds > 0 else { throw ValidationError("--heartbeat-seconds: expected a number > 0") }
@@ -85,12 +94,14 @@ struct SchedulerCommand: AsyncParsableCommand {
 
     func run() async throws {
         ProcessEnvironment.bootstrapLogging()
-        let settings = SchedulerServiceSettings(
+        var settings = SchedulerServiceSettings(
             amqpURL: amqpURL, id: id, routing: RoutingPolicy(rawValue: routing) ?? .arts, maxInFlight: maxInFlight,
             modelPath: model, maxDeadlineSeconds: maxDeadlineSeconds, maxOutputTokens: maxOutputTokens,
             maxRequestBytes: maxRequestBytes, stepTimeoutSeconds: stepTimeoutSeconds, maxAttempts: maxAttempts,
             heartbeatSeconds: heartbeatSeconds, drainSeconds: drainSeconds, emulatedModel: emulatedModel.isEmpty ? nil : emulatedModel,
             link: link.isEmpty ? nil : link, linkFromTier: linkFromTier.isEmpty ? nil : linkFromTier)
+        settings.maxPromptTokens = maxPromptTokens > 0 ? maxPromptTokens : nil
+        settings.ingressMaxLength = Int64(ingressMaxLength)
         do {
             try await SchedulerService(settings: settings).run()
         } catch {

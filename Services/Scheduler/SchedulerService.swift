@@ -31,6 +31,11 @@ struct SchedulerServiceSettings: Sendable {
     var link: String? = nil
     var linkFromTier: String? = nil
 
+    /// Longest prompt in tokens; nil: the model's context window decides (`too_long`).
+    var maxPromptTokens: Int? = nil
+    /// `x-max-length` of the ingress queue; must be the same for every scheduler on a broker.
+    var ingressMaxLength: Int64 = BrokerObjects.defaultIngressMaxLength
+
     var eventsQueue: String { Names.Queue.scheduler(id) }
 }
 
@@ -126,7 +131,7 @@ final class SchedulerService: @unchecked Sendable {
         self.inbound = inbound
         self.outbound = outbound
         self.depthConnection = depthConnection
-        try await BrokerObjects.declareShared(for: .scheduler, on: inbound)
+        try await BrokerObjects.declareShared(for: .scheduler, on: inbound, ingressMaxLength: settings.ingressMaxLength)
         try await BrokerObjects.declareEventsQueue(settings.eventsQueue, on: inbound)
 
         let (stream, continuation) = AsyncStream.makeStream(of: LoopEvent.self)
@@ -268,6 +273,10 @@ final class SchedulerService: @unchecked Sendable {
         }
         guard !tokens.isEmpty else {
             await refuse(.badRequest, "the prompt is empty after tokenisation", id: id)
+            return
+        }
+        if let limit = settings.maxPromptTokens, tokens.count > limit {
+            await refuse(.tooLong, "the prompt has \(tokens.count) tokens; the limit is \(limit)", id: id)
             return
         }
         nextIngressTag += 1
