@@ -134,7 +134,7 @@ let package = Package(
             dependencies: ["IntegrationSupport", "AMQP", "Messages", "Partitioning", "Profiles", "JSON", "ServiceSupport"],
             swiftSettings: strict),
         .testTarget(
-            name: "PartitioningTests", dependencies: ["Partitioning", "Profiles", "JSON"],
+            name: "PartitioningTests", dependencies: ["Partitioning", "Profiles", "JSON", "IntegrationSupport"],
             swiftSettings: strict),
         .testTarget(
             name: "EmulationTests", dependencies: ["Emulation", "Partitioning", "Profiles", "Messages"],
@@ -142,6 +142,6 @@ let package = Package(
         .testTarget(
             name: "SimulationTests", dependencies: ["Simulation", "Partitioning", "Profiles", "Scheduling", "JSON"],
             swiftSettings: strict),
-        .testTarget(name: "ReportingTests", dependencies: ["Reporting", "JSON"], swiftSettings: strict),
+        .testTarget(name: "ReportingTests", dependencies: ["Reporting", "JSON", "IntegrationSupport"], swiftSettings: strict),
     ]
 )

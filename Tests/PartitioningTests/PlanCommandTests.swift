@@ -1,4 +1,5 @@
 import Foundation
+import IntegrationSupport
 import JSON
 import Testing
 
@@ -8,11 +9,7 @@ import Testing
 /// both into the same folder), or `HYPERION_BIN`. A missing binary is a failure, not a skip.
 @Suite("hyperion plan: output and exit codes")
 struct PlanCommandTests {
-    struct Run {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-    }
+    typealias Run = CommandRun
 
     struct MissingBinary: Error, CustomStringConvertible {
         let path: String
@@ -32,21 +29,7 @@ struct PlanCommandTests {
     }
 
     static func run(_ arguments: [String]) throws -> Run {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try binaryPath())
-        process.arguments = ["plan"] + arguments
-        process.currentDirectoryURL = PlannerFiles.packageRoot
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Run(
-            status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
-            stderr: String(decoding: stderr, as: UTF8.self))
+        try runToEnd(try binaryPath(), ["plan"] + arguments, in: PlannerFiles.packageRoot)
     }
 
     static func temporaryFile(_ text: String) throws -> String {

@@ -1,4 +1,5 @@
 import Foundation
+import IntegrationSupport
 import JSON
 import Testing
 
@@ -9,11 +10,7 @@ import Reporting
 /// (`swift build --build-tests` builds both), or `HYPERION_BIN`.
 @Suite("hyperion report: from saved results to HTML and figures")
 struct ReportCommandTests {
-    struct Run {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-    }
+    typealias Run = CommandRun
 
     static func hyperion(_ arguments: [String]) throws -> Run {
         var path = ProcessInfo.processInfo.environment["HYPERION_BIN"] ?? ""
@@ -24,20 +21,7 @@ struct ReportCommandTests {
             path = directory.appendingPathComponent("hyperion").path
         }
         try #require(FileManager.default.isExecutableFile(atPath: path), "hyperion not built at \(path)")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Run(
-            status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
-            stderr: String(decoding: stderr, as: UTF8.self))
+        return try runToEnd(path, arguments)
     }
 
     static func scratch() throws -> URL {
