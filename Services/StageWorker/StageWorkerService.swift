@@ -327,7 +327,8 @@ final class StageWorkerService: @unchecked Sendable {
                 settings: StageSettings(
                     node: settings.nodeID, queue: settings.queue, kvBudgetBytes: min(kvBudgetBytes, settings.kvBudgetBytes ?? .infinity),
                     maxBatchSteps: settings.maxBatchSteps, maxBatchTokens: settings.maxBatchTokens,
-                    idleCacheSeconds: settings.idleCacheSeconds),
+                    idleCacheSeconds: settings.idleCacheSeconds, contextTokens: model?.config.contextLength,
+                    vocabularySize: model?.config.vocabularySize),
                 assignment: assignment)
         }
         plan = document

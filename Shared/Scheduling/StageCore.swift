@@ -35,14 +35,23 @@ public struct StageSettings: Sendable {
     public var maxBatchTokens: Int
     /// A cache untouched this long is freed (its scheduler is gone or forgot to release it).
     public var idleCacheSeconds: Double
+    /// The model's context window and vocabulary, when the executor knows them: a step beyond
+    /// either is refused on arrival, alone, instead of failing the whole batch it would join.
+    public var contextTokens: Int?
+    public var vocabularySize: Int?
 
-    public init(node: String, queue: String, kvBudgetBytes: Double, maxBatchSteps: Int = 16, maxBatchTokens: Int = 512, idleCacheSeconds: Double = 600) {
+    public init(
+        node: String, queue: String, kvBudgetBytes: Double, maxBatchSteps: Int = 16, maxBatchTokens: Int = 512,
+        idleCacheSeconds: Double = 600, contextTokens: Int? = nil, vocabularySize: Int? = nil
+    ) {
         self.node = node
         self.queue = queue
         self.kvBudgetBytes = kvBudgetBytes
         self.maxBatchSteps = max(1, maxBatchSteps)
         self.maxBatchTokens = max(1, maxBatchTokens)
         self.idleCacheSeconds = idleCacheSeconds
+        self.contextTokens = contextTokens
+        self.vocabularySize = vocabularySize
     }
 }
 
@@ -169,6 +178,14 @@ public struct StageCore: Sendable {
                 ? "the first stage takes i32 token ids"
                 : "this stage takes f32 activations of width \(assignment.hiddenSize), found \(header.dtype.rawValue) \(header.shape)")
         }
+        if let context = settings.contextTokens, header.position + header.tokenCount > context {
+            return refuse(.badStep, "step ends at position \(header.position + header.tokenCount), beyond the model's context of \(context)")
+        }
+        if assignment.isFirst, let vocabulary = settings.vocabularySize,
+            let bad = Self.tokenIDs(step.body).first(where: { $0 < 0 || Int($0) >= vocabulary })
+        {
+            return refuse(.badStep, "token id \(bad) outside the vocabulary 0..<\(vocabulary)")
+        }
         // Positions are checked against what will be held once the steps ahead of it have run.
         let held = heldAfterQueue(step.cache)
         if held == nil {
@@ -190,6 +207,17 @@ public struct StageCore: Sendable {
         }
         queued.append(step)
         return []
+    }
+
+    /// The little-endian i32 token ids of a first-stage step's body (its length is validated).
+    static func tokenIDs(_ body: [UInt8]) -> [Int32] {
+        stride(from: 0, to: body.count - 3, by: 4).map { offset -> Int32 in
+            var bits = UInt32(body[offset])
+            bits |= UInt32(body[offset + 1]) << 8
+            bits |= UInt32(body[offset + 2]) << 16
+            bits |= UInt32(body[offset + 3]) << 24
+            return Int32(bitPattern: bits)
+        }
     }
 
     /// Positions an attempt will hold after its queued steps run (nil: no cache and none queued).

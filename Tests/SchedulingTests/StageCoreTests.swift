@@ -56,6 +56,25 @@ struct StageCoreTests {
         #expect(event.position == 4 && event.token == 42 && event.timings.count == 3)
     }
 
+    @Test("a step beyond the model's context or with a token id outside its vocabulary is refused alone on arrival")
+    func outOfModelRange() {
+        var stage = StageCore(
+            settings: StageSettings(node: "e1", queue: route[0], kvBudgetBytes: 1_000, contextTokens: 8, vocabularySize: 100),
+            assignment: StageAssignment(planVersion: 1, stage: 0, stageCount: 3, hiddenSize: 8, kvBytesPerToken: 10))
+        #expect(refusal(stage.receive(step(stage: 0, position: 0, tokens: 9, tag: 1), now: 0)) == .badStep)
+        var outside = step(key: "v", stage: 0, position: 0, tokens: 2, tag: 2)
+        outside.body = [5, 0, 0, 0] + [100, 0, 0, 0]
+        #expect(refusal(stage.receive(outside, now: 0)) == .badStep)
+        var negative = step(key: "n", stage: 0, position: 0, tokens: 1, tag: 3)
+        negative.body = [0xFF, 0xFF, 0xFF, 0xFF]
+        #expect(refusal(stage.receive(negative, now: 0)) == .badStep)
+        // A valid step beside them is queued and is the only one in the next batch.
+        var valid = step(key: "ok", stage: 0, position: 0, tokens: 2, tag: 4)
+        valid.body = [5, 0, 0, 0] + [99, 0, 0, 0]
+        #expect(stage.receive(valid, now: 0).isEmpty)
+        #expect(stage.nextBatch().map(\.header.key) == ["ok"])
+    }
+
     @Test("a step past the positions held is refused as missing_cache, never computed")
     func missingCache() {
         var stage = core()
