@@ -411,7 +411,6 @@ struct Forward {
     func attend(_ qkv: UnsafeMutablePointer<Float>, width: Int, cacheBlock: Int, into out: UnsafeMutablePointer<Float>) {
         let config = model.config
         let hs = config.headSize
-        let heads = config.headCount
         let group = config.headCount / config.kvHeadCount
         let kvWidth = config.kvWidth
         let scale = 1 / Float(hs).squareRoot()
@@ -421,39 +420,58 @@ struct Forward {
         let query = SharedPointer(qkv)
         let output = SharedPointer(out)
         let queryWidth = config.queryWidth
-        pool.forRanges(rows * heads) { range in
-            let longest = range.map { positions[$0 / heads] }.max() ?? 0
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: longest + 1) { scoresBuffer in
+        // One item per (row, KV head): the query heads sharing a KV head read each cached key
+        // and value once between them. Each head still runs its own fixed sequence (scores in
+        // position order, max, exp, sum, value accumulation in position order), so results do
+        // not depend on this grouping, the split into ranges or the thread count.
+        let kvHeads = config.kvHeadCount
+        pool.forRanges(rows * kvHeads) { range in
+            let longest = range.map { positions[$0 / kvHeads] }.max() ?? 0
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: group * (longest + 2)) { scoresBuffer in
                 guard let scores = scoresBuffer.baseAddress else { return }
+                let totals = scores + group * (longest + 1)
                 for item in range {
-                    let r = item / heads
-                    let head = item % heads
-                    let kvHead = head / group
-                    let q = query.base + r * width + head * hs
+                    let r = item / kvHeads
+                    let kvHead = item % kvHeads
+                    let firstHead = kvHead * group
                     let k = keys[r].base + kvHead * hs
                     let v = values[r].base + kvHead * hs
                     let last = positions[r]
-                    var maximum = -Float.infinity
+                    let count = last + 1
+                    let q = query.base + r * width + firstHead * hs
                     for p in 0...last {
-                        let score = MatMul.dot(q, k + p * kvWidth, hs) * scale
-                        scores[p] = score
-                        maximum = max(maximum, score)
+                        let kp = k + p * kvWidth
+                        for g in 0..<group {
+                            scores[g * count + p] = MatMul.dot(q + g * hs, kp, hs) * scale
+                        }
                     }
-                    var total: Float = 0
-                    for p in 0...last {
-                        let e = exp(scores[p] - maximum)
-                        scores[p] = e
-                        total += e
+                    for g in 0..<group {
+                        let headScores = scores + g * count
+                        var maximum = -Float.infinity
+                        for p in 0...last { maximum = max(maximum, headScores[p]) }
+                        var total: Float = 0
+                        for p in 0...last {
+                            let e = exp(headScores[p] - maximum)
+                            headScores[p] = e
+                            total += e
+                        }
+                        totals[g] = total
                     }
-                    let o = output.base + r * queryWidth + head * hs
-                    for i in 0..<hs { o[i] = 0 }
+                    let o = output.base + r * queryWidth + firstHead * hs
+                    for i in 0..<(group * hs) { o[i] = 0 }
                     for p in 0...last {
-                        let weight = scores[p]
                         let vp = v + p * kvWidth
-                        for i in 0..<hs { o[i] += weight * vp[i] }
+                        for g in 0..<group {
+                            let weight = scores[g * count + p]
+                            let og = o + g * hs
+                            for i in 0..<hs { og[i] += weight * vp[i] }
+                        }
                     }
-                    let inverse = 1 / total
-                    for i in 0..<hs { o[i] *= inverse }
+                    for g in 0..<group {
+                        let inverse = 1 / totals[g]
+                        let og = o + g * hs
+                        for i in 0..<hs { og[i] *= inverse }
+                    }
                 }
             }
         }
