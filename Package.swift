@@ -8,6 +8,14 @@ let strict: [SwiftSetting] = [
     .treatAllWarnings(as: .error),
 ]
 
+/// The wide integer kernels are compiled for CPUs with AVX-512 VNNI; the code that calls them
+/// checks the running CPU first, so the rest of the build stays portable x86-64.
+#if arch(x86_64)
+let wideKernelCPU: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "cascadelake"])]
+#else
+let wideKernelCPU: [SwiftSetting] = []
+#endif
+
 let package = Package(
     name: "Hyperion",
     platforms: [.macOS(.v15)],
@@ -37,7 +45,13 @@ let package = Package(
             name: "AMQP", dependencies: ["CRabbitMQ", .product(name: "Logging", package: "swift-log")],
             path: "Shared/AMQP", swiftSettings: strict),
         .target(name: "Messages", dependencies: ["JSON"], path: "Shared/Messages", swiftSettings: strict),
-        .target(name: "Inference", path: "Shared/Inference", swiftSettings: strict),
+        .target(name: "QuantFormats", path: "Shared/QuantFormats", swiftSettings: strict),
+        .target(
+            name: "WideKernels", dependencies: ["QuantFormats"], path: "Shared/WideKernels",
+            swiftSettings: strict + wideKernelCPU),
+        .target(
+            name: "Inference", dependencies: ["QuantFormats", "WideKernels"], path: "Shared/Inference",
+            swiftSettings: strict),
         .target(
             name: "Profiles", dependencies: ["JSON", "Inference"], path: "Shared/Profiles",
             swiftSettings: strict),

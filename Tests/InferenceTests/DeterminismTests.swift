@@ -14,6 +14,7 @@ struct DeterminismTests {
         var chunks: [Int]
         var threads: Int
         var companion: Bool
+        var kernels: KernelSet = .best
     }
 
     /// Runs `tokens` through the ranges given by `cuts`, in chunks, optionally batched with a
@@ -23,7 +24,7 @@ struct DeterminismTests {
         let bounds = [0] + plan.cuts + [n]
         let executors = try zip(bounds, bounds.dropFirst()).map { a, b in
             try BlockRangeExecutor(
-                model: model, blocks: a..<b, options: ExecutionOptions(threads: plan.threads, precision: precision))
+                model: model, blocks: a..<b, options: ExecutionOptions(threads: plan.threads, precision: precision, kernels: plan.kernels))
         }
         let mine = KVCacheID(key: "mine", attempt: 0)
         let other = KVCacheID(key: "other", attempt: 1)
@@ -69,6 +70,9 @@ struct DeterminismTests {
         var plans = [
             Plan(cuts: [], chunks: [1], threads: 2, companion: false),  // pure decode
             Plan(cuts: [7, 19], chunks: [5, 3, 8], threads: 2, companion: true),
+            // The whole prompt as one batch on the portable kernels (the reference uses the
+            // wide ones where the CPU has them).
+            Plan(cuts: [], chunks: [Self.tokens.count], threads: 2, companion: false, kernels: .portable),
         ]
         for _ in 0..<3 {
             let cutCount = Int.random(in: 1...4, using: &rng)
@@ -78,7 +82,7 @@ struct DeterminismTests {
         }
         for plan in plans {
             let rows = try Self.logits(model, plan, precision: precision)
-            #expect(rows == reference, "cuts \(plan.cuts) chunks \(plan.chunks) threads \(plan.threads) companion \(plan.companion)")
+            #expect(rows == reference, "cuts \(plan.cuts) chunks \(plan.chunks) threads \(plan.threads) companion \(plan.companion) kernels \(plan.kernels)")
         }
     }
 

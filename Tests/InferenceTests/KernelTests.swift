@@ -150,13 +150,13 @@ struct KernelTests {
 
     /// Runs the kernel on `tokens` random activation rows over `rows` rows with `threads` pieces.
     func product(
-        _ m: WeightMatrix, _ x: [Float], tokens: Int, precision: ActivationPrecision
+        _ m: WeightMatrix, _ x: [Float], tokens: Int, precision: ActivationPrecision, kernels: KernelSet = .best
     ) -> [Float] {
         let input = PreparedInput()
         var out = [Float](repeating: .nan, count: tokens * m.rows)
         var scratch = [Float](repeating: 0, count: MatMul.scratchCount(m))
         x.withUnsafeBufferPointer { xs in
-            input.prepare(xs.baseAddress!, rows: tokens, columns: m.columns, precision: precision)
+            input.prepare(xs.baseAddress!, rows: tokens, columns: m.columns, precision: precision, kernels: kernels)
             out.withUnsafeMutableBufferPointer { o in
                 scratch.withUnsafeMutableBufferPointer { s in
                     // Split the rows unevenly to exercise ragged ranges.
@@ -206,6 +206,56 @@ struct KernelTests {
                 }
             }
         }
+    }
+
+    @Test(
+        "the wide kernels equal the portable ones bit for bit (ragged rows, tiles and chunks)",
+        .enabled(if: WideKernelSupport.available, "this CPU lacks \(WideKernelSupport.missingFlags)"),
+        arguments: [GGMLType.q4_1, .q4_0, .q8_0, .q4_K, .q6_K])
+    func wideEqualsPortable(type: GGMLType) throws {
+        var rng = SplitMix64(seed: UInt64(type.rawValue) + 5)
+        let blockColumns = max(type.blockElements, 32)
+        for (rows, columnBlocks, tokens) in [(1, 1, 4), (9, 2, 16), (17, 3, 15), (37, 1, 17), (8, 2, 40), (3, 6, 33)] {
+            let columns = columnBlocks * blockColumns
+            let data = MatrixFixture.randomData(type: type, rows: rows, columns: columns, rng: &rng)
+            let (_, m) = try MatrixFixture.file(type: type, rows: rows, columns: columns, data: data)
+            let x = (0..<(tokens * columns)).map { _ in Float.random(in: -40...40, using: &rng) }
+            let wide = product(m, x, tokens: tokens, precision: .int8, kernels: .wide)
+            let portable = product(m, x, tokens: tokens, precision: .int8, kernels: .portable)
+            #expect(!wide.contains { $0.isNaN }, "\(type): an output was not written")
+            #expect(wide == portable, "\(type) rows \(rows) columns \(columns) tokens \(tokens)")
+        }
+    }
+
+    @Test("activation quantization rounds half away from zero exactly, as the scalar statement does")
+    func quantizerMatchesReference() {
+        var rng = SplitMix64(seed: 31)
+        var fast = [Int16](repeating: 0, count: 32)
+        var slow = [Int16](repeating: 0, count: 32)
+        for trial in 0..<2000 {
+            var x = (0..<32).map { _ in Float.random(in: -50...50, using: &rng) }
+            if trial % 3 == 0 {
+                // Values landing exactly on k + 0.5 after scaling (amax 127 makes the scale 1).
+                x = (0..<32).map { i in i == 0 ? 127 : Float(Int.random(in: -126...126, using: &rng)) + (i % 2 == 0 ? 0.5 : -0.5) }
+            } else if trial % 3 == 1 {
+                x = x.map { $0 * 1e-3 }
+                x[Int.random(in: 0..<32, using: &rng)] = 0
+            }
+            let a = x.withUnsafeBufferPointer { xs in
+                fast.withUnsafeMutableBufferPointer { ActivationQuantizer.quantizeBlock(xs.baseAddress!, into: $0.baseAddress!) }
+            }
+            let b = x.withUnsafeBufferPointer { xs in
+                slow.withUnsafeMutableBufferPointer {
+                    ActivationQuantizer.referenceQuantizeBlock(xs.baseAddress!, into: $0.baseAddress!)
+                }
+            }
+            #expect(fast == slow && a.0 == b.0 && a.1 == b.1, "trial \(trial)")
+        }
+        let zeros = [Float](repeating: 0, count: 32)
+        let result = zeros.withUnsafeBufferPointer { xs in
+            fast.withUnsafeMutableBufferPointer { ActivationQuantizer.quantizeBlock(xs.baseAddress!, into: $0.baseAddress!) }
+        }
+        #expect(result == (0, 0) && fast.allSatisfy { $0 == 0 })
     }
 
     /// What 8-bit activation quantization turns a row into (scale × code per 32-value block).

@@ -1,3 +1,5 @@
+import QuantFormats
+
 /// Reference dequantisation of GGML blocks: the plain, obviously-correct reading of each format.
 ///
 /// These functions define what a quantized tensor *means*; the fast kernels are tested against them.
@@ -54,16 +56,6 @@ enum Dequantize {
         Half.table[Int(p.loadUnaligned(fromByteOffset: offset, as: UInt16.self))]
     }
 
-    /// Q4_K's 6-bit scale and min of sub-block `j` (0..<8), packed in 12 bytes.
-    @inline(__always)
-    static func q4KScaleMin(_ scales: UnsafeRawPointer, _ j: Int) -> (scale: UInt8, min: UInt8) {
-        let q = { (i: Int) in scales.load(fromByteOffset: i, as: UInt8.self) }
-        if j < 4 {
-            return (q(j) & 63, q(j + 4) & 63)
-        }
-        return ((q(j + 4) & 0x0F) | ((q(j - 4) >> 6) << 4), (q(j + 4) >> 4) | ((q(j) >> 6) << 4))
-    }
-
     /// Q4_K: d, dmin (f16), 12 bytes of 6-bit scales/mins for 8 sub-blocks of 32, 128 bytes of
     /// nibbles; each 32-byte group holds two sub-blocks (low nibbles, then high nibbles).
     /// x = d·scale·q − dmin·min
@@ -73,8 +65,8 @@ enum Dequantize {
         let scales = p + 4
         let qs = p + 16
         for group in 0..<4 {
-            let (sc1, m1) = q4KScaleMin(scales, 2 * group)
-            let (sc2, m2) = q4KScaleMin(scales, 2 * group + 1)
+            let (sc1, m1) = Q4_KFormat.scaleMin(scales, 2 * group)
+            let (sc2, m2) = Q4_KFormat.scaleMin(scales, 2 * group + 1)
             let d1 = d * Float(sc1)
             let min1 = dmin * Float(m1)
             let d2 = d * Float(sc2)

@@ -1,3 +1,6 @@
+import QuantFormats
+import WideKernels
+
 /// How activations enter products with quantized weights.
 ///
 /// `float32` multiplies dequantised weights by the float activations (closest to a float reference:
@@ -25,13 +28,28 @@ final class PreparedInput {
     let scales = Scratch<Float>()
     let sums = Scratch<Float>()
 
+    /// Whether the wide kernels' layout below was prepared (a quantized batch of at least
+    /// `MatMul.wideMinimumTokens` rows with `KernelSet.wide`).
+    private(set) var wide = false
+    /// Tokens rounded up to whole 16-token tiles.
+    private(set) var paddedRows = 0
+    /// Per tile, per column pair, 16 lanes (one per token) of the pair's two 16-bit codes.
+    let pairs = Scratch<Int32>()
+    /// Scales and `d·Σq` as `[block][paddedRows]`, zero for the padding tokens.
+    let paddedScales = Scratch<Float>()
+    let paddedSums = Scratch<Float>()
+
     /// Points at `rows × columns` floats (which must stay valid until the products are done) and,
     /// for `int8`, quantizes them.
-    func prepare(_ x: UnsafePointer<Float>, rows: Int, columns: Int, precision: ActivationPrecision) {
+    func prepare(
+        _ x: UnsafePointer<Float>, rows: Int, columns: Int, precision: ActivationPrecision,
+        kernels: KernelSet = .best
+    ) {
         self.rows = rows
         self.columns = columns
         values = x
         quantized = precision == .int8 && columns % 32 == 0
+        wide = false
         guard quantized else { return }
         let blocks = columns / 32
         let q = codes.reserve(rows * columns)
@@ -45,14 +63,84 @@ final class PreparedInput {
                 s[b * rows + r] = sum
             }
         }
+        if kernels == .wide && rows >= MatMul.wideMinimumTokens { prepareWide(blocks: blocks) }
+    }
+
+    /// Rearranges the quantized rows into the wide kernels' token-per-lane layout.
+    private func prepareWide(blocks: Int) {
+        let tile = MatMul.wideTileTokens
+        wide = true
+        paddedRows = (rows + tile - 1) / tile * tile
+        let pairCount = columns / 2
+        let p = pairs.reserve(paddedRows * pairCount)
+        p.update(repeating: 0, count: paddedRows * pairCount)
+        let source = UnsafeRawPointer(codes.pointer)
+        for t in 0..<rows {
+            let base = (t / tile) * pairCount * tile + t % tile
+            let row = source + t * columns * 2
+            for i in 0..<pairCount {
+                p[base + i * tile] = row.loadUnaligned(fromByteOffset: i * 4, as: Int32.self)
+            }
+        }
+        let d = paddedScales.reserve(blocks * paddedRows)
+        let s = paddedSums.reserve(blocks * paddedRows)
+        d.update(repeating: 0, count: blocks * paddedRows)
+        s.update(repeating: 0, count: blocks * paddedRows)
+        for b in 0..<blocks {
+            for t in 0..<rows {
+                d[b * paddedRows + t] = scales.pointer[b * rows + t]
+                s[b * paddedRows + t] = sums.pointer[b * rows + t]
+            }
+        }
     }
 }
 
 /// Symmetric 8-bit quantization of activation blocks (one float scale per 32 values).
 enum ActivationQuantizer {
     /// Quantizes 32 floats to integers in −127...127 and returns (scale, scale·Σq).
+    ///
+    /// `q = (x/d).rounded(.toNearestOrAwayFromZero)` with `d = max|x|/127`, computed four lanes at
+    /// a time without library calls or branches (the portable target has no rounding
+    /// instruction): `trunc(|v|)` by the 2²³ trick, the exact fraction `|v| − trunc(|v|)` compared
+    /// with 0.5, the sign put back, and the integer read from the bits of `r + 1.5·2²³`. Exact for
+    /// |v| < 2²², and |v| ≤ 127 here; `referenceQuantizeBlock` is the scalar statement.
     @inline(__always)
     static func quantizeBlock(_ x: UnsafePointer<Float>, into q: UnsafeMutablePointer<Int16>) -> (Float, Float) {
+        let raw = UnsafeRawPointer(x)
+        var m = SIMD4<Float>()
+        for i in 0..<8 {
+            let a = magnitude(raw.loadUnaligned(fromByteOffset: i &* 16, as: SIMD4<Float>.self))
+            m.replace(with: a, where: a .> m)
+        }
+        let amax = max(max(m[0], m[1]), max(m[2], m[3]))
+        let d = amax / 127
+        let inverse: Float = d == 0 ? 0 : 1 / d
+        let twoTo23 = SIMD4<Float>(repeating: 8_388_608)
+        let integerShift = SIMD4<Float>(repeating: 12_582_912)
+        var total = SIMD4<Int32>()
+        let out = UnsafeMutableRawPointer(q)
+        for i in 0..<8 {
+            let v = raw.loadUnaligned(fromByteOffset: i &* 16, as: SIMD4<Float>.self) * inverse
+            let a = magnitude(v)
+            var whole = (a + twoTo23) - twoTo23
+            whole.replace(with: whole - 1, where: whole .> a)
+            whole.replace(with: whole + 1, where: a - whole .>= 0.5)
+            let sign = unsafeBitCast(v, to: SIMD4<UInt32>.self) & 0x8000_0000
+            let signed = unsafeBitCast(unsafeBitCast(whole, to: SIMD4<UInt32>.self) | sign, to: SIMD4<Float>.self)
+            let n = unsafeBitCast(signed + integerShift, to: SIMD4<Int32>.self) &- 0x4B40_0000
+            total &+= n
+            out.storeBytes(of: SIMD4<Int16>(truncatingIfNeeded: n), toByteOffset: i &* 8, as: SIMD4<Int16>.self)
+        }
+        return (d, d * Float(total.wrappedSum()))
+    }
+
+    @inline(__always)
+    static func magnitude(_ v: SIMD4<Float>) -> SIMD4<Float> {
+        unsafeBitCast(unsafeBitCast(v, to: SIMD4<UInt32>.self) & 0x7FFF_FFFF, to: SIMD4<Float>.self)
+    }
+
+    /// The scalar statement of `quantizeBlock` (tests compare the two bit for bit).
+    static func referenceQuantizeBlock(_ x: UnsafePointer<Float>, into q: UnsafeMutablePointer<Int16>) -> (Float, Float) {
         var amax: Float = 0
         for i in 0..<32 { amax = max(amax, abs(x[i])) }
         let d = amax / 127
@@ -79,6 +167,12 @@ enum MatMul {
     /// Tokens that share one pass over a weight row.
     static let tokenTile = 4
 
+    /// Batches from this many tokens on run on the wide kernels when they are chosen.
+    static let wideMinimumTokens = 4
+    /// Tokens per tile of the wide kernels (`WideInt8Product.tileTokens`, not read from that
+    /// module so nothing of it runs before the CPU check).
+    static let wideTileTokens = 16
+
     /// Computes rows `rowRange` of the product for every prepared activation row, writing
     /// `out[t * outStride + j]`.
     static func multiply(
@@ -86,6 +180,7 @@ enum MatMul {
         out: UnsafeMutablePointer<Float>, outStride: Int, scratch: UnsafeMutablePointer<Float>
     ) {
         if x.quantized {
+            if x.wide && wideProduct(w, x, rowRange, out, outStride, scratch) { return }
             switch w.type {
             case .q4_1: return q4_1Int8(w, x, rowRange, out, outStride, scratch)
             case .q4_0: return q4_0Int8(w, x, rowRange, out, outStride, scratch)
@@ -230,7 +325,7 @@ enum MatMul {
     ) {
         let blocks = w.columns / 32
         let tokens = x.rows
-        let half = Half.table
+        let half = HalfTable(Half.table)
         let operands = Int8Operands(x: x)
         if tokens >= predecodeTokens {
             let raw = UnsafeMutableRawPointer(scratch).alignedUp(toMultipleOf: 64)
@@ -275,6 +370,29 @@ enum MatMul {
             }
             chunkStart = chunkEnd
         }
+    }
+
+    /// The wide path, for the formats with one scale per 32 values: the wide module decodes each
+    /// chunk of rows once and passes every 16-token tile over it.
+    static func wideProduct(
+        _ w: WeightMatrix, _ x: PreparedInput, _ rowRange: Range<Int>,
+        _ out: UnsafeMutablePointer<Float>, _ outStride: Int, _ scratch: UnsafeMutablePointer<Float>
+    ) -> Bool {
+        let kernel: (UnsafeRawPointer, Int, Range<Int>, Int, WideInt8Product.Operands) -> Void
+        switch w.type {
+        case .q4_1: kernel = WideInt8Product.q4_1
+        case .q4_0: kernel = WideInt8Product.q4_0
+        case .q8_0: kernel = WideInt8Product.q8_0
+        case .q4_K: kernel = WideInt8Product.q4_K
+        default: return false
+        }
+        let operands = WideInt8Product.Operands(
+            pairs: UnsafeRawPointer(x.pairs.pointer), scales: UnsafeRawPointer(x.paddedScales.pointer),
+            sums: UnsafeRawPointer(x.paddedSums.pointer), tokens: x.rows, paddedTokens: x.paddedRows, out: out,
+            outStride: outStride, scratch: UnsafeMutableRawPointer(scratch).alignedUp(toMultipleOf: 64),
+            rowChunk: predecodeRows)
+        kernel(w.base, w.rowBytes, rowRange, w.columns / 32, operands)
+        return true
     }
 
     @inline(never)
@@ -416,130 +534,5 @@ struct Int8Operands {
             }
         }
         out[t &* outStride &+ j] = acc + off
-    }
-}
-
-/// A weight block unpacked for the integer kernel: 32 codes as four 8-lane vectors (block order),
-/// the scale `d` (of the second 16 codes too, unless the format has `d2`) and, for formats with an
-/// offset, `m` (value = d·code + m).
-struct DecodedBlock {
-    var w0: SIMD8<Int16>
-    var w1: SIMD8<Int16>
-    var w2: SIMD8<Int16>
-    var w3: SIMD8<Int16>
-    var d: Float
-    var m: Float
-    /// Scale of codes 16–31 when the format scales each 16 values separately (Q6_K).
-    var d2: Float = 0
-}
-
-/// A quantized format the integer kernel reads as 32-value blocks (K-quant super-blocks of 256
-/// are read as eight of them).
-protocol Int8BlockFormat {
-    static var hasOffset: Bool { get }
-    static var hasTwoScales: Bool { get }
-    /// The `b`-th 32-value block of the row starting at `row`.
-    static func decode(_ row: UnsafeRawPointer, _ b: Int, _ half: UnsafePointer<Float>) -> DecodedBlock
-}
-
-extension DecodedBlock {
-    /// Codes from two 16-byte vectors holding values 0–15 and 16–31.
-    @inline(__always)
-    init<Lane: FixedWidthInteger & SIMDScalar>(
-        _ first: SIMD16<Lane>, _ second: SIMD16<Lane>, d: Float, m: Float, d2: Float = 0
-    ) {
-        self.init(
-            w0: SIMD8<Int16>(truncatingIfNeeded: first.lowHalf), w1: SIMD8<Int16>(truncatingIfNeeded: first.highHalf),
-            w2: SIMD8<Int16>(truncatingIfNeeded: second.lowHalf), w3: SIMD8<Int16>(truncatingIfNeeded: second.highHalf),
-            d: d, m: m, d2: d2)
-    }
-}
-
-/// Q4_1: d, m (f16), 16 bytes of nibbles; low nibbles are values 0–15, high nibbles 16–31.
-enum Q4_1Format: Int8BlockFormat {
-    static let hasOffset = true
-    static let hasTwoScales = false
-    @inline(__always)
-    static func decode(_ row: UnsafeRawPointer, _ b: Int, _ half: UnsafePointer<Float>) -> DecodedBlock {
-        let p = row + b * 20
-        let raw = p.loadUnaligned(fromByteOffset: 4, as: SIMD16<UInt8>.self)
-        return DecodedBlock(
-            raw & 0x0F, raw &>> 4, d: half[Int(p.loadUnaligned(as: UInt16.self))],
-            m: half[Int(p.loadUnaligned(fromByteOffset: 2, as: UInt16.self))])
-    }
-}
-
-/// Q4_0: d (f16), 16 bytes of nibbles holding code + 8.
-enum Q4_0Format: Int8BlockFormat {
-    static let hasOffset = false
-    static let hasTwoScales = false
-    @inline(__always)
-    static func decode(_ row: UnsafeRawPointer, _ b: Int, _ half: UnsafePointer<Float>) -> DecodedBlock {
-        let p = row + b * 18
-        let raw = SIMD16<Int8>(truncatingIfNeeded: p.loadUnaligned(fromByteOffset: 2, as: SIMD16<UInt8>.self))
-        let eight = SIMD16<Int8>(repeating: 8)
-        return DecodedBlock((raw & 0x0F) &- eight, (raw &>> 4) & 0x0F &- eight, d: half[Int(p.loadUnaligned(as: UInt16.self))], m: 0)
-    }
-}
-
-/// Q8_0: d (f16), 32 signed bytes.
-enum Q8_0Format: Int8BlockFormat {
-    static let hasOffset = false
-    static let hasTwoScales = false
-    @inline(__always)
-    static func decode(_ row: UnsafeRawPointer, _ b: Int, _ half: UnsafePointer<Float>) -> DecodedBlock {
-        let p = row + b * 34
-        return DecodedBlock(
-            p.loadUnaligned(fromByteOffset: 2, as: SIMD16<Int8>.self),
-            p.loadUnaligned(fromByteOffset: 18, as: SIMD16<Int8>.self), d: half[Int(p.loadUnaligned(as: UInt16.self))],
-            m: 0)
-    }
-}
-
-/// Q4_K: a 256-value super-block (144 bytes) is eight 32-value blocks with 6-bit scale and min
-/// each: value = (d·scale)·code − dmin·min, i.e. a Q4_1-like block with m = −dmin·min.
-enum Q4_KFormat: Int8BlockFormat {
-    static let hasOffset = true
-    static let hasTwoScales = false
-    @inline(__always)
-    static func decode(_ row: UnsafeRawPointer, _ b: Int, _ half: UnsafePointer<Float>) -> DecodedBlock {
-        let p = row + (b >> 3) * 144
-        let j = b & 7
-        let (scale, minimum) = Dequantize.q4KScaleMin(p + 4, j)
-        let bytes = p + 16 + (j >> 1) * 32
-        let shift: UInt8 = j & 1 == 0 ? 0 : 4
-        let first = (bytes.loadUnaligned(as: SIMD16<UInt8>.self) &>> shift) & 0x0F
-        let second = (bytes.loadUnaligned(fromByteOffset: 16, as: SIMD16<UInt8>.self) &>> shift) & 0x0F
-        return DecodedBlock(
-            first, second, d: half[Int(p.loadUnaligned(as: UInt16.self))] * Float(scale),
-            m: -(half[Int(p.loadUnaligned(fromByteOffset: 2, as: UInt16.self))] * Float(minimum)))
-    }
-}
-
-/// Q6_K: a 256-value super-block (210 bytes) is eight 32-value blocks whose 16-value halves have
-/// their own signed 8-bit scale: value = (d·scale)·(code − 32).
-enum Q6_KFormat: Int8BlockFormat {
-    static let hasOffset = false
-    static let hasTwoScales = true
-    @inline(__always)
-    static func decode(_ row: UnsafeRawPointer, _ b: Int, _ half: UnsafePointer<Float>) -> DecodedBlock {
-        let p = row + (b >> 3) * 210
-        let j = b & 7
-        let halfIndex = j >> 2
-        let quarter = j & 3
-        let low = p + halfIndex * 64 + (quarter & 1) * 32
-        let high = p + 128 + halfIndex * 32
-        let lowShift: UInt8 = quarter < 2 ? 0 : 4
-        let highShift = UInt8(2 * quarter)
-        func codes(_ offset: Int) -> SIMD16<Int8> {
-            let l = (low.loadUnaligned(fromByteOffset: offset, as: SIMD16<UInt8>.self) &>> lowShift) & 0x0F
-            let h = (high.loadUnaligned(fromByteOffset: offset, as: SIMD16<UInt8>.self) &>> highShift) & 0x03
-            return SIMD16<Int8>(truncatingIfNeeded: l | (h &<< 4)) &- 32
-        }
-        let d = half[Int(p.loadUnaligned(fromByteOffset: 208, as: UInt16.self))]
-        let scales = p + 192 + halfIndex * 8 + 2 * quarter
-        return DecodedBlock(
-            codes(0), codes(16), d: d * Float(scales.load(as: Int8.self)), m: 0,
-            d2: d * Float(scales.load(fromByteOffset: 1, as: Int8.self)))
     }
 }

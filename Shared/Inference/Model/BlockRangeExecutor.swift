@@ -311,7 +311,7 @@ struct Forward {
         let vocabulary = config.vocabularySize
         return [Float](unsafeUninitializedCapacity: selected.count * vocabulary) { buffer, initialized in
             if let base = buffer.baseAddress {
-                ws.input.prepare(h, rows: selected.count, columns: d, precision: options.precision)
+                ws.input.prepare(h, rows: selected.count, columns: d, precision: options.precision, kernels: options.kernels)
                 multiply([model.output], into: base, width: vocabulary)
             }
             initialized = selected.count * vocabulary
@@ -339,7 +339,7 @@ struct Forward {
         _ matrices: [WeightMatrix], input: UnsafePointer<Float>, columns: Int, into out: UnsafeMutablePointer<Float>,
         width: Int
     ) {
-        ws.input.prepare(input, rows: rows, columns: columns, precision: options.precision)
+        ws.input.prepare(input, rows: rows, columns: columns, precision: options.precision, kernels: options.kernels)
         multiply(matrices, into: out, width: width)
     }
 

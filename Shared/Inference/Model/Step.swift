@@ -52,10 +52,15 @@ public struct ExecutionOptions: Sendable {
     public var precision: ActivationPrecision
     /// Refuse steps (`kv_full`) that would make the held KV bytes exceed this.
     public var kvBudgetBytes: Int?
+    /// Kernels for batched integer products (results do not depend on it).
+    public var kernels: KernelSet
 
-    public init(threads: Int = 1, precision: ActivationPrecision = .int8, kvBudgetBytes: Int? = nil) {
+    public init(
+        threads: Int = 1, precision: ActivationPrecision = .int8, kvBudgetBytes: Int? = nil, kernels: KernelSet = .best
+    ) {
         self.threads = threads
         self.precision = precision
         self.kvBudgetBytes = kvBudgetBytes
+        self.kernels = kernels
     }
 }
