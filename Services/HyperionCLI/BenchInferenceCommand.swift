@@ -15,9 +15,11 @@ struct BenchInferenceCommand: ParsableCommand {
             Ratios compare with the fixture's reference_speed (llama.cpp 0.3.36 built native, 2 \
             threads, this machine kind: 240.7 prompt tok/s, 89.8 decode tok/s) — the fixture's \
             figures, not a run on this machine. Targets: decode ≥ 0.7×, prefill ≥ 0.5× at 2 \
-            threads, B=16 ≥ 4× B=1. The default build is portable x86-64 (SSE2); to measure a wider \
-            CPU, build with `swift build -c release -Xswiftc -target-cpu -Xswiftc znver4` (any LLVM CPU \
-            name) — the integer kernels give bit-identical results in both builds.
+            threads, B=16 ≥ 4× B=1. The default build is portable x86-64 (SSE2); batches of 4 or \
+            more tokens run on wide kernels (512-bit, AVX-512 VNNI) when the CPU has them — \
+            HYPERION_KERNELS=portable measures without them. To measure a wider CPU throughout, \
+            build with `swift build -c release -Xswiftc -target-cpu -Xswiftc znver4` (any LLVM CPU \
+            name). The integer kernels give bit-identical results in every case.
             """
     )
 
@@ -65,6 +67,13 @@ struct BenchInferenceCommand: ParsableCommand {
         let activationPrecision = ActivationPrecision(rawValue: precision) ?? .int8
         print("model \(path): \(transformer.config.architecture.rawValue), \(transformer.config.blockCount) blocks")
         print("precision \(activationPrecision.rawValue); \(ProcessInfo.processInfo.activeProcessorCount) cores; best of \(runs) runs")
+        switch KernelSet.best {
+        case .wide: print("kernels: wide (AVX-512 VNNI) for batches of 4+ tokens, portable otherwise")
+        case .portable:
+            let reason = WideKernelSupport.available
+                ? "HYPERION_KERNELS=portable" : "CPU lacks \(WideKernelSupport.missingFlags.joined(separator: " "))"
+            print("kernels: portable (\(reason))")
+        }
         print("reference: the fixture's reference_speed (llama.cpp, 2 threads, this machine kind), not measured here")
         print("")
 

@@ -96,113 +96,154 @@ public enum WideInt8Product {
         }
     }
 
-    /// Every tile against `rows` decoded rows.
+    /// Every tile against `rows` decoded rows. A tile with at most 4 or 8 tokens runs on 128-
+    /// or 256-bit vectors (the first lanes of its 16-lane groups), so a small batch costs less.
     @inline(__always)
     static func multiplyDecoded(
         _ decoded: UnsafeRawPointer, hasOffset: Bool, rows: Int, blocks: Int, firstRow: Int, _ x: Operands
     ) {
-        let blockStride = MemoryLayout<DecodedBlock>.stride
         var tile = 0
         while tile &* tileTokens < x.tokens {
             let lanes = min(tileTokens, x.tokens &- tile &* tileTokens)
-            let tilePairs = x.pairs + tile &* blocks &* 16 &* 64
-            let scales = x.scales + tile &* tileTokens &* 4
-            let sums = x.sums + tile &* tileTokens &* 4
-            var r = 0
-            while r < rows {
-                let second = min(r &+ 1, rows &- 1)
-                let (v0, v1) = twoRows(
-                    decoded + r &* blocks &* blockStride, decoded + second &* blocks &* blockStride, hasOffset: hasOffset,
-                    blocks: blocks, pairs: tilePairs, scales: scales, sums: sums, paddedTokens: x.paddedTokens)
-                store(v0, row: firstRow &+ r, tile: tile, lanes: lanes, x)
-                if second != r { store(v1, row: firstRow &+ second, tile: tile, lanes: lanes, x) }
-                r &+= 2
+            if lanes <= 4 {
+                tileRows(Lanes4.self, decoded, hasOffset, rows, blocks, firstRow, tile, lanes, x)
+            } else if lanes <= 8 {
+                tileRows(Lanes8.self, decoded, hasOffset, rows, blocks, firstRow, tile, lanes, x)
+            } else {
+                tileRows(Lanes16.self, decoded, hasOffset, rows, blocks, firstRow, tile, lanes, x)
             }
             tile &+= 1
         }
     }
 
+    /// One tile against every decoded row, two rows at a time.
     @inline(__always)
-    static func store(_ v: SIMD16<Float>, row: Int, tile: Int, lanes: Int, _ x: Operands) {
+    static func tileRows<L: Lanes>(
+        _: L.Type, _ decoded: UnsafeRawPointer, _ hasOffset: Bool, _ rows: Int, _ blocks: Int, _ firstRow: Int,
+        _ tile: Int, _ lanes: Int, _ x: Operands
+    ) {
+        let blockStride = MemoryLayout<DecodedBlock>.stride
+        let tilePairs = x.pairs + tile &* blocks &* 16 &* 64
+        let scales = x.scales + tile &* tileTokens &* 4
+        let sums = x.sums + tile &* tileTokens &* 4
+        var r = 0
+        while r < rows {
+            let second = min(r &+ 1, rows &- 1)
+            let (v0, v1) = twoRows(
+                L.self, decoded + r &* blocks &* blockStride, decoded + second &* blocks &* blockStride,
+                hasOffset: hasOffset, blocks: blocks, pairs: tilePairs, scales: scales, sums: sums,
+                paddedTokens: x.paddedTokens)
+            store(v0, row: firstRow &+ r, tile: tile, lanes: lanes, x)
+            if second != r { store(v1, row: firstRow &+ second, tile: tile, lanes: lanes, x) }
+            r &+= 2
+        }
+    }
+
+    @inline(__always)
+    static func store<V: SIMD>(_ v: V, row: Int, tile: Int, lanes: Int, _ x: Operands) where V.Scalar == Float {
         let base = tile &* tileTokens
         for l in 0..<lanes { x.out[(base &+ l) &* x.outStride &+ row] = v[l] }
     }
 
     /// Two weight rows against one tile: the activation pairs are loaded once for both.
     @inline(__always)
-    static func twoRows(
-        _ w0: UnsafeRawPointer, _ w1: UnsafeRawPointer, hasOffset: Bool, blocks: Int, pairs: UnsafeRawPointer,
-        scales: UnsafeRawPointer, sums: UnsafeRawPointer, paddedTokens: Int
-    ) -> (SIMD16<Float>, SIMD16<Float>) {
+    static func twoRows<L: Lanes>(
+        _: L.Type, _ w0: UnsafeRawPointer, _ w1: UnsafeRawPointer, hasOffset: Bool, blocks: Int,
+        pairs: UnsafeRawPointer, scales: UnsafeRawPointer, sums: UnsafeRawPointer, paddedTokens: Int
+    ) -> (L.Floats, L.Floats) {
         let blockStride = MemoryLayout<DecodedBlock>.stride
         let scaleOffset = MemoryLayout<DecodedBlock>.offset(of: \DecodedBlock.d) ?? 64
         let offsetOffset = MemoryLayout<DecodedBlock>.offset(of: \DecodedBlock.m) ?? 68
-        var acc0 = SIMD16<Float>()
-        var acc1 = SIMD16<Float>()
-        var off0 = SIMD16<Float>()
-        var off1 = SIMD16<Float>()
+        var acc0 = L.Floats()
+        var acc1 = L.Floats()
+        var off0 = L.Floats()
+        var off1 = L.Floats()
         for b in 0..<blocks {
             let x = pairs + b &* 16 &* 64
             let b0 = w0 + b &* blockStride
             let b1 = w1 + b &* blockStride
             // Two accumulators per row (even and odd pairs) keep each multiply-add fused with its
             // sum; integer sums are exact in any order.
-            var s0 = SIMD16<Int32>()
-            var s1 = SIMD16<Int32>()
-            var t0 = SIMD16<Int32>()
-            var t1 = SIMD16<Int32>()
+            var s0 = L.Sums()
+            var s1 = L.Sums()
+            var t0 = L.Sums()
+            var t1 = L.Sums()
             for p in stride(from: 0, to: 16, by: 2) {
-                let xp = x.loadUnaligned(fromByteOffset: p &* 64, as: SIMD32<Int16>.self)
-                let xq = x.loadUnaligned(fromByteOffset: p &* 64 &+ 64, as: SIMD32<Int16>.self)
-                s0 = s0 &+ multiplyAddPairs(xp, broadcast(b0.loadUnaligned(fromByteOffset: p &* 4, as: Int32.self)))
-                s1 = s1 &+ multiplyAddPairs(xp, broadcast(b1.loadUnaligned(fromByteOffset: p &* 4, as: Int32.self)))
-                t0 = t0 &+ multiplyAddPairs(xq, broadcast(b0.loadUnaligned(fromByteOffset: p &* 4 &+ 4, as: Int32.self)))
-                t1 = t1 &+ multiplyAddPairs(xq, broadcast(b1.loadUnaligned(fromByteOffset: p &* 4 &+ 4, as: Int32.self)))
+                let xp = x.loadUnaligned(fromByteOffset: p &* 64, as: L.Codes.self)
+                let xq = x.loadUnaligned(fromByteOffset: p &* 64 &+ 64, as: L.Codes.self)
+                s0 = L.multiplyAdd(s0, xp, b0.loadUnaligned(fromByteOffset: p &* 4, as: Int32.self))
+                s1 = L.multiplyAdd(s1, xp, b1.loadUnaligned(fromByteOffset: p &* 4, as: Int32.self))
+                t0 = L.multiplyAdd(t0, xq, b0.loadUnaligned(fromByteOffset: p &* 4 &+ 4, as: Int32.self))
+                t1 = L.multiplyAdd(t1, xq, b1.loadUnaligned(fromByteOffset: p &* 4 &+ 4, as: Int32.self))
             }
-            s0 = s0 &+ t0
-            s1 = s1 &+ t1
-            let dx = scales.loadUnaligned(fromByteOffset: b &* paddedTokens &* 4, as: SIMD16<Float>.self)
-            acc0 += toFloat(s0) * (b0.loadUnaligned(fromByteOffset: scaleOffset, as: Float.self) * dx)
-            acc1 += toFloat(s1) * (b1.loadUnaligned(fromByteOffset: scaleOffset, as: Float.self) * dx)
+            let dx = scales.loadUnaligned(fromByteOffset: b &* paddedTokens &* 4, as: L.Floats.self)
+            acc0 += L.toFloat(s0 &+ t0) * (b0.loadUnaligned(fromByteOffset: scaleOffset, as: Float.self) * dx)
+            acc1 += L.toFloat(s1 &+ t1) * (b1.loadUnaligned(fromByteOffset: scaleOffset, as: Float.self) * dx)
             if hasOffset {
-                let sx = sums.loadUnaligned(fromByteOffset: b &* paddedTokens &* 4, as: SIMD16<Float>.self)
+                let sx = sums.loadUnaligned(fromByteOffset: b &* paddedTokens &* 4, as: L.Floats.self)
                 off0 += b0.loadUnaligned(fromByteOffset: offsetOffset, as: Float.self) * sx
                 off1 += b1.loadUnaligned(fromByteOffset: offsetOffset, as: Float.self) * sx
             }
         }
         return (acc0 + off0, acc1 + off1)
     }
+}
 
-    /// Lane-wise conversion, by quarters: the whole-vector initializer is not inlined.
+/// A vector width for the token lanes: 32-bit sums and floats, and the 16-bit codes of a column
+/// pair per lane (twice as many 16-bit lanes).
+protocol Lanes {
+    associatedtype Sums: SIMD where Sums.Scalar == Int32
+    associatedtype Codes: SIMD where Codes.Scalar == Int16
+    associatedtype Floats: SIMD where Floats.Scalar == Float
+    /// `acc + pmaddwd(codes, pair in every lane)`: one `vpdpwssd`.
+    static func multiplyAdd(_ acc: Sums, _ codes: Codes, _ pair: Int32) -> Sums
+    static func toFloat(_ v: Sums) -> Floats
+}
+
+/// The 32-bit widening of 16-bit lanes, built from 128-bit conversions: a whole-vector
+/// conversion of a wider vector is scalarised, and then not recognised as `vpdpwssd`.
+@inline(__always)
+func widen(_ a: SIMD8<Int16>) -> SIMD8<Int32> { SIMD8<Int32>(truncatingIfNeeded: a) }
+
+@inline(__always)
+func widen(_ a: SIMD16<Int16>) -> SIMD16<Int32> { SIMD16(lowHalf: widen(a.lowHalf), highHalf: widen(a.highHalf)) }
+
+@inline(__always)
+func widen(_ a: SIMD32<Int16>) -> SIMD32<Int32> { SIMD32(lowHalf: widen(a.lowHalf), highHalf: widen(a.highHalf)) }
+
+enum Lanes4: Lanes {
+    @inline(__always)
+    static func multiplyAdd(_ acc: SIMD4<Int32>, _ codes: SIMD8<Int16>, _ pair: Int32) -> SIMD4<Int32> {
+        let p = widen(codes) &* widen(unsafeBitCast(SIMD4<Int32>(repeating: pair), to: SIMD8<Int16>.self))
+        return acc &+ (p.evenHalf &+ p.oddHalf)
+    }
+
+    @inline(__always)
+    static func toFloat(_ v: SIMD4<Int32>) -> SIMD4<Float> { SIMD4<Float>(v) }
+}
+
+enum Lanes8: Lanes {
+    @inline(__always)
+    static func multiplyAdd(_ acc: SIMD8<Int32>, _ codes: SIMD16<Int16>, _ pair: Int32) -> SIMD8<Int32> {
+        let p = widen(codes) &* widen(unsafeBitCast(SIMD8<Int32>(repeating: pair), to: SIMD16<Int16>.self))
+        return acc &+ (p.evenHalf &+ p.oddHalf)
+    }
+
+    @inline(__always)
+    static func toFloat(_ v: SIMD8<Int32>) -> SIMD8<Float> {
+        SIMD8(lowHalf: SIMD4<Float>(v.lowHalf), highHalf: SIMD4<Float>(v.highHalf))
+    }
+}
+
+enum Lanes16: Lanes {
+    @inline(__always)
+    static func multiplyAdd(_ acc: SIMD16<Int32>, _ codes: SIMD32<Int16>, _ pair: Int32) -> SIMD16<Int32> {
+        let p = widen(codes) &* widen(unsafeBitCast(SIMD16<Int32>(repeating: pair), to: SIMD32<Int16>.self))
+        return acc &+ (p.evenHalf &+ p.oddHalf)
+    }
+
     @inline(__always)
     static func toFloat(_ v: SIMD16<Int32>) -> SIMD16<Float> {
-        SIMD16(
-            lowHalf: SIMD8(lowHalf: SIMD4<Float>(v.lowHalf.lowHalf), highHalf: SIMD4<Float>(v.lowHalf.highHalf)),
-            highHalf: SIMD8(lowHalf: SIMD4<Float>(v.highHalf.lowHalf), highHalf: SIMD4<Float>(v.highHalf.highHalf)))
-    }
-
-    /// One 32-bit lane holding two 16-bit codes, repeated in every lane.
-    @inline(__always)
-    static func broadcast(_ pair: Int32) -> SIMD32<Int16> {
-        unsafeBitCast(SIMD16<Int32>(repeating: pair), to: SIMD32<Int16>.self)
-    }
-
-    /// Pairwise 16-bit multiply-add into 32-bit lanes (one `vpdpwssd` with the accumulate).
-    /// Widened half by half: a whole-vector conversion is not recognised as the pattern.
-    @inline(__always)
-    static func multiplyAddPairs(_ a: SIMD32<Int16>, _ b: SIMD32<Int16>) -> SIMD16<Int32> {
-        let p = widen(a) &* widen(b)
-        return p.evenHalf &+ p.oddHalf
-    }
-
-    @inline(__always)
-    static func widen(_ a: SIMD32<Int16>) -> SIMD32<Int32> {
-        SIMD32(
-            lowHalf: SIMD16(
-                lowHalf: SIMD8<Int32>(truncatingIfNeeded: a.lowHalf.lowHalf),
-                highHalf: SIMD8<Int32>(truncatingIfNeeded: a.lowHalf.highHalf)),
-            highHalf: SIMD16(
-                lowHalf: SIMD8<Int32>(truncatingIfNeeded: a.highHalf.lowHalf),
-                highHalf: SIMD8<Int32>(truncatingIfNeeded: a.highHalf.highHalf)))
+        SIMD16(lowHalf: Lanes8.toFloat(v.lowHalf), highHalf: Lanes8.toFloat(v.highHalf))
     }
 }
