@@ -87,12 +87,63 @@ public enum WideInt8Product {
             for j in chunkStart..<chunkEnd {
                 let row = weights + j * rowBytes
                 let target = decoded + (j - chunkStart) * blocks
-                for b in 0..<blocks { target[b] = Format.decode(row, b, HardwareHalf()) }
+                decodeRow(Format.self, row, blocks, into: target)
             }
             multiplyDecoded(
                 UnsafeRawPointer(decoded), hasOffset: Format.hasOffset, rows: chunkEnd - chunkStart, blocks: blocks,
                 firstRow: chunkStart, x)
             chunkStart = chunkEnd
+        }
+    }
+
+    /// Decodes a row's blocks: Q4_1 and Q8_0 (the usual formats of a model's blocks and its
+    /// output matrix) with whole-block vector operations, the others by their portable decoding
+    /// specialised here. The values written are the same either way.
+    @inline(__always)
+    static func decodeRow<Format: Int8BlockFormat>(
+        _: Format.Type, _ row: UnsafeRawPointer, _ blocks: Int, into target: UnsafeMutablePointer<DecodedBlock>
+    ) {
+        let out = UnsafeMutableRawPointer(target)
+        let stride = MemoryLayout<DecodedBlock>.stride
+        let scaleOffset = MemoryLayout<DecodedBlock>.offset(of: \DecodedBlock.d) ?? 64
+        let minOffset = MemoryLayout<DecodedBlock>.offset(of: \DecodedBlock.m) ?? 68
+        let secondScaleOffset = MemoryLayout<DecodedBlock>.offset(of: \DecodedBlock.d2) ?? 72
+        if Format.self == Q4_1Format.self {
+            for b in 0..<blocks {
+                let p = row + b &* 20
+                let raw = p.loadUnaligned(fromByteOffset: 4, as: SIMD16<UInt8>.self)
+                let wide = SIMD16<Int16>(
+                    lowHalf: SIMD8<Int16>(truncatingIfNeeded: raw.lowHalf),
+                    highHalf: SIMD8<Int16>(truncatingIfNeeded: raw.highHalf))
+                let block = out + b &* stride
+                block.storeBytes(of: wide & 0x0F, as: SIMD16<Int16>.self)
+                block.storeBytes(of: wide &>> 4, toByteOffset: 32, as: SIMD16<Int16>.self)
+                block.storeBytes(of: Float(Float16(bitPattern: p.loadUnaligned(as: UInt16.self))), toByteOffset: scaleOffset, as: Float.self)
+                block.storeBytes(
+                    of: Float(Float16(bitPattern: p.loadUnaligned(fromByteOffset: 2, as: UInt16.self))),
+                    toByteOffset: minOffset, as: Float.self)
+                block.storeBytes(of: 0, toByteOffset: secondScaleOffset, as: Float.self)
+            }
+        } else if Format.self == Q8_0Format.self {
+            for b in 0..<blocks {
+                let p = row + b &* 34
+                let raw = p.loadUnaligned(fromByteOffset: 2, as: SIMD32<Int8>.self)
+                let block = out + b &* stride
+                block.storeBytes(
+                    of: SIMD32<Int16>(
+                        lowHalf: SIMD16(
+                            lowHalf: SIMD8<Int16>(truncatingIfNeeded: raw.lowHalf.lowHalf),
+                            highHalf: SIMD8<Int16>(truncatingIfNeeded: raw.lowHalf.highHalf)),
+                        highHalf: SIMD16(
+                            lowHalf: SIMD8<Int16>(truncatingIfNeeded: raw.highHalf.lowHalf),
+                            highHalf: SIMD8<Int16>(truncatingIfNeeded: raw.highHalf.highHalf))),
+                    as: SIMD32<Int16>.self)
+                block.storeBytes(of: Float(Float16(bitPattern: p.loadUnaligned(as: UInt16.self))), toByteOffset: scaleOffset, as: Float.self)
+                block.storeBytes(of: 0, toByteOffset: minOffset, as: Float.self)
+                block.storeBytes(of: 0, toByteOffset: secondScaleOffset, as: Float.self)
+            }
+        } else {
+            for b in 0..<blocks { target[b] = Format.decode(row, b, HardwareHalf()) }
         }
     }
 
