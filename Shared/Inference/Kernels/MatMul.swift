@@ -63,7 +63,9 @@ final class PreparedInput {
                 s[b * rows + r] = sum
             }
         }
-        if kernels == .wide && rows >= MatMul.wideMinimumTokens { prepareWide(blocks: blocks) }
+        if kernels == .wide && WideKernelSupport.available && rows >= MatMul.wideMinimumTokens {
+            prepareWide(blocks: blocks)
+        }
     }
 
     /// Rearranges the quantized rows into the wide kernels' token-per-lane layout.
