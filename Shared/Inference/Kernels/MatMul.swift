@@ -41,9 +41,10 @@ final class PreparedInput {
 
     /// Points at `rows × columns` floats (which must stay valid until the products are done) and,
     /// for `int8`, quantizes them.
+    /// With a `pool`, rows are quantized in parallel (each row's result is the same either way).
     func prepare(
         _ x: UnsafePointer<Float>, rows: Int, columns: Int, precision: ActivationPrecision,
-        kernels: KernelSet = .best
+        kernels: KernelSet = .best, pool: ComputePool? = nil
     ) {
         self.rows = rows
         self.columns = columns
@@ -52,17 +53,21 @@ final class PreparedInput {
         wide = false
         guard quantized else { return }
         let blocks = columns / 32
-        let q = codes.reserve(rows * columns)
-        let d = scales.reserve(rows * blocks)
-        let s = sums.reserve(rows * blocks)
-        for r in 0..<rows {
-            for b in 0..<blocks {
-                let offset = r * columns + b * 32
-                let (scale, sum) = ActivationQuantizer.quantizeBlock(x + offset, into: q + offset)
-                d[b * rows + r] = scale
-                s[b * rows + r] = sum
+        let q = SharedPointer(codes.reserve(rows * columns))
+        let d = SharedPointer(scales.reserve(rows * blocks))
+        let s = SharedPointer(sums.reserve(rows * blocks))
+        let source = SharedPointer(UnsafeMutablePointer(mutating: x))
+        let quantizeRows: @Sendable (Range<Int>) -> Void = { range in
+            for r in range {
+                for b in 0..<blocks {
+                    let offset = r * columns + b * 32
+                    let (scale, sum) = ActivationQuantizer.quantizeBlock(source.base + offset, into: q.base + offset)
+                    d.base[b * rows + r] = scale
+                    s.base[b * rows + r] = sum
+                }
             }
         }
+        if let pool, rows > 1 { pool.forRanges(rows, quantizeRows) } else { quantizeRows(0..<rows) }
         if kernels == .wide && WideKernelSupport.available && rows >= MatMul.wideMinimumTokens {
             prepareWide(blocks: blocks)
         }

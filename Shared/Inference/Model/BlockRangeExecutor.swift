@@ -287,13 +287,18 @@ struct Forward {
         let gateUp = ws.gateUp.reserve(rows * 2 * f)
         project(weights.gateUp, input: h, columns: d, into: gateUp, width: 2 * f)
         let activated = ws.activated.reserve(rows * f)
-        for r in 0..<rows {
-            let gate = gateUp + r * 2 * f
-            let up = gate + f
-            let out = activated + r * f
-            for i in 0..<f {
-                let g = gate[i]
-                out[i] = g / (1 + exp(-g)) * up[i]
+        // Rows in parallel (each row's values are computed the same way on any thread).
+        let gates = SharedPointer(gateUp)
+        let outputs = SharedPointer(activated)
+        pool.forRanges(rows) { range in
+            for r in range {
+                let gate = gates.base + r * 2 * f
+                let up = gate + f
+                let out = outputs.base + r * f
+                for i in 0..<f {
+                    let g = gate[i]
+                    out[i] = g / (1 + exp(-g)) * up[i]
+                }
             }
         }
         project([weights.down], input: activated, columns: f, into: projected, width: d)
@@ -311,7 +316,7 @@ struct Forward {
         let vocabulary = config.vocabularySize
         return [Float](unsafeUninitializedCapacity: selected.count * vocabulary) { buffer, initialized in
             if let base = buffer.baseAddress {
-                ws.input.prepare(h, rows: selected.count, columns: d, precision: options.precision, kernels: options.kernels)
+                ws.input.prepare(h, rows: selected.count, columns: d, precision: options.precision, kernels: options.kernels, pool: pool)
                 multiply([model.output], into: base, width: vocabulary)
             }
             initialized = selected.count * vocabulary
@@ -339,7 +344,7 @@ struct Forward {
         _ matrices: [WeightMatrix], input: UnsafePointer<Float>, columns: Int, into out: UnsafeMutablePointer<Float>,
         width: Int
     ) {
-        ws.input.prepare(input, rows: rows, columns: columns, precision: options.precision, kernels: options.kernels)
+        ws.input.prepare(input, rows: rows, columns: columns, precision: options.precision, kernels: options.kernels, pool: pool)
         multiply(matrices, into: out, width: width)
     }
 
