@@ -167,26 +167,32 @@ public enum WideInt8Product {
         }
     }
 
-    /// One tile against every decoded row, two rows at a time.
+    /// One tile against every decoded row, four rows at a time (the last pass repeats its final
+    /// row where fewer remain and stores each row once).
     @inline(__always)
     static func tileRows<L: Lanes>(
         _: L.Type, _ decoded: UnsafeRawPointer, _ hasOffset: Bool, _ rows: Int, _ blocks: Int, _ firstRow: Int,
         _ tile: Int, _ lanes: Int, _ x: Operands
     ) {
-        let blockStride = MemoryLayout<DecodedBlock>.stride
+        let rowStride = blocks &* MemoryLayout<DecodedBlock>.stride
         let tilePairs = x.pairs + tile &* blocks &* 16 &* 64
         let scales = x.scales + tile &* tileTokens &* 4
         let sums = x.sums + tile &* tileTokens &* 4
         var r = 0
         while r < rows {
-            let second = min(r &+ 1, rows &- 1)
-            let (v0, v1) = twoRows(
-                L.self, decoded + r &* blocks &* blockStride, decoded + second &* blocks &* blockStride,
-                hasOffset: hasOffset, blocks: blocks, pairs: tilePairs, scales: scales, sums: sums,
-                paddedTokens: x.paddedTokens)
-            store(v0, row: firstRow &+ r, tile: tile, lanes: lanes, x)
-            if second != r { store(v1, row: firstRow &+ second, tile: tile, lanes: lanes, x) }
-            r &+= 2
+            let last = rows &- 1
+            let r1 = min(r &+ 1, last)
+            let r2 = min(r &+ 2, last)
+            let r3 = min(r &+ 3, last)
+            let v = fourRows(
+                L.self, decoded + r &* rowStride, decoded + r1 &* rowStride, decoded + r2 &* rowStride,
+                decoded + r3 &* rowStride, hasOffset: hasOffset, blocks: blocks, pairs: tilePairs, scales: scales,
+                sums: sums, paddedTokens: x.paddedTokens)
+            store(v.0, row: firstRow &+ r, tile: tile, lanes: lanes, x)
+            if r1 != r { store(v.1, row: firstRow &+ r1, tile: tile, lanes: lanes, x) }
+            if r2 != r1 { store(v.2, row: firstRow &+ r2, tile: tile, lanes: lanes, x) }
+            if r3 != r2 { store(v.3, row: firstRow &+ r3, tile: tile, lanes: lanes, x) }
+            r &+= 4
         }
     }
 
@@ -196,47 +202,55 @@ public enum WideInt8Product {
         for l in 0..<lanes { x.out[(base &+ l) &* x.outStride &+ row] = v[l] }
     }
 
-    /// Two weight rows against one tile: the activation pairs are loaded once for both.
+    /// Four weight rows against one tile: each load of activation pairs serves all four.
     @inline(__always)
-    static func twoRows<L: Lanes>(
-        _: L.Type, _ w0: UnsafeRawPointer, _ w1: UnsafeRawPointer, hasOffset: Bool, blocks: Int,
-        pairs: UnsafeRawPointer, scales: UnsafeRawPointer, sums: UnsafeRawPointer, paddedTokens: Int
-    ) -> (L.Floats, L.Floats) {
+    static func fourRows<L: Lanes>(
+        _: L.Type, _ w0: UnsafeRawPointer, _ w1: UnsafeRawPointer, _ w2: UnsafeRawPointer, _ w3: UnsafeRawPointer,
+        hasOffset: Bool, blocks: Int, pairs: UnsafeRawPointer, scales: UnsafeRawPointer, sums: UnsafeRawPointer,
+        paddedTokens: Int
+    ) -> (L.Floats, L.Floats, L.Floats, L.Floats) {
         let blockStride = MemoryLayout<DecodedBlock>.stride
         let scaleOffset = MemoryLayout<DecodedBlock>.offset(of: \DecodedBlock.d) ?? 64
         let offsetOffset = MemoryLayout<DecodedBlock>.offset(of: \DecodedBlock.m) ?? 68
-        var acc0 = L.Floats()
-        var acc1 = L.Floats()
-        var off0 = L.Floats()
-        var off1 = L.Floats()
+        var acc0 = L.Floats(), acc1 = L.Floats(), acc2 = L.Floats(), acc3 = L.Floats()
+        var off0 = L.Floats(), off1 = L.Floats(), off2 = L.Floats(), off3 = L.Floats()
         for b in 0..<blocks {
             let x = pairs + b &* 16 &* 64
             let b0 = w0 + b &* blockStride
             let b1 = w1 + b &* blockStride
+            let b2 = w2 + b &* blockStride
+            let b3 = w3 + b &* blockStride
             // Two accumulators per row (even and odd pairs) keep each multiply-add fused with its
             // sum; integer sums are exact in any order.
-            var s0 = L.Sums()
-            var s1 = L.Sums()
-            var t0 = L.Sums()
-            var t1 = L.Sums()
+            var s0 = L.Sums(), s1 = L.Sums(), s2 = L.Sums(), s3 = L.Sums()
+            var t0 = L.Sums(), t1 = L.Sums(), t2 = L.Sums(), t3 = L.Sums()
             for p in stride(from: 0, to: 16, by: 2) {
                 let xp = x.loadUnaligned(fromByteOffset: p &* 64, as: L.Codes.self)
                 let xq = x.loadUnaligned(fromByteOffset: p &* 64 &+ 64, as: L.Codes.self)
-                s0 = L.multiplyAdd(s0, xp, b0.loadUnaligned(fromByteOffset: p &* 4, as: Int32.self))
-                s1 = L.multiplyAdd(s1, xp, b1.loadUnaligned(fromByteOffset: p &* 4, as: Int32.self))
-                t0 = L.multiplyAdd(t0, xq, b0.loadUnaligned(fromByteOffset: p &* 4 &+ 4, as: Int32.self))
-                t1 = L.multiplyAdd(t1, xq, b1.loadUnaligned(fromByteOffset: p &* 4 &+ 4, as: Int32.self))
+                let o = p &* 4
+                s0 = L.multiplyAdd(s0, xp, b0.loadUnaligned(fromByteOffset: o, as: Int32.self))
+                s1 = L.multiplyAdd(s1, xp, b1.loadUnaligned(fromByteOffset: o, as: Int32.self))
+                s2 = L.multiplyAdd(s2, xp, b2.loadUnaligned(fromByteOffset: o, as: Int32.self))
+                s3 = L.multiplyAdd(s3, xp, b3.loadUnaligned(fromByteOffset: o, as: Int32.self))
+                t0 = L.multiplyAdd(t0, xq, b0.loadUnaligned(fromByteOffset: o &+ 4, as: Int32.self))
+                t1 = L.multiplyAdd(t1, xq, b1.loadUnaligned(fromByteOffset: o &+ 4, as: Int32.self))
+                t2 = L.multiplyAdd(t2, xq, b2.loadUnaligned(fromByteOffset: o &+ 4, as: Int32.self))
+                t3 = L.multiplyAdd(t3, xq, b3.loadUnaligned(fromByteOffset: o &+ 4, as: Int32.self))
             }
             let dx = scales.loadUnaligned(fromByteOffset: b &* paddedTokens &* 4, as: L.Floats.self)
             acc0 += L.toFloat(s0 &+ t0) * (b0.loadUnaligned(fromByteOffset: scaleOffset, as: Float.self) * dx)
             acc1 += L.toFloat(s1 &+ t1) * (b1.loadUnaligned(fromByteOffset: scaleOffset, as: Float.self) * dx)
+            acc2 += L.toFloat(s2 &+ t2) * (b2.loadUnaligned(fromByteOffset: scaleOffset, as: Float.self) * dx)
+            acc3 += L.toFloat(s3 &+ t3) * (b3.loadUnaligned(fromByteOffset: scaleOffset, as: Float.self) * dx)
             if hasOffset {
                 let sx = sums.loadUnaligned(fromByteOffset: b &* paddedTokens &* 4, as: L.Floats.self)
                 off0 += b0.loadUnaligned(fromByteOffset: offsetOffset, as: Float.self) * sx
                 off1 += b1.loadUnaligned(fromByteOffset: offsetOffset, as: Float.self) * sx
+                off2 += b2.loadUnaligned(fromByteOffset: offsetOffset, as: Float.self) * sx
+                off3 += b3.loadUnaligned(fromByteOffset: offsetOffset, as: Float.self) * sx
             }
         }
-        return (acc0 + off0, acc1 + off1)
+        return (acc0 + off0, acc1 + off1, acc2 + off2, acc3 + off3)
     }
 }
 
