@@ -463,22 +463,43 @@ struct Forward {
                         totals[g] = total
                     }
                     let o = output.base + r * queryWidth + firstHead * hs
-                    for i in 0..<(group * hs) { o[i] = 0 }
-                    for p in 0...last {
-                        let vp = v + p * kvWidth
-                        for g in 0..<group {
-                            let weight = scores[g * count + p]
-                            let og = o + g * hs
-                            for i in 0..<hs { og[i] += weight * vp[i] }
-                        }
-                    }
                     for g in 0..<group {
-                        let inverse = 1 / totals[g]
-                        let og = o + g * hs
-                        for i in 0..<hs { og[i] *= inverse }
+                        Self.accumulateValues(
+                            scores + g * count, count: count, values: v, stride: kvWidth, width: hs,
+                            scale: 1 / totals[g], into: o + g * hs)
                     }
                 }
             }
+        }
+    }
+}
+
+extension Forward {
+    /// `out[i] = (Σ_p weights[p]·values[p][i]) · scale`, the sum taken in position order from
+    /// zero, for one head. Sixteen outputs at a time stay in registers across every position (a
+    /// loop that added into memory per position was load- and store-bound); each output sees the
+    /// same operations in the same order either way.
+    @inline(__always)
+    static func accumulateValues(
+        _ weights: UnsafePointer<Float>, count: Int, values: UnsafePointer<Float>, stride: Int, width: Int,
+        scale: Float, into out: UnsafeMutablePointer<Float>
+    ) {
+        let raw = UnsafeRawPointer(values)
+        let target = UnsafeMutableRawPointer(out)
+        var i = 0
+        while i + 16 <= width {
+            var acc = SIMD16<Float>()
+            for p in 0..<count {
+                acc += weights[p] * raw.loadUnaligned(fromByteOffset: (p * stride + i) * 4, as: SIMD16<Float>.self)
+            }
+            target.storeBytes(of: acc * scale, toByteOffset: i * 4, as: SIMD16<Float>.self)
+            i += 16
+        }
+        while i < width {
+            var acc: Float = 0
+            for p in 0..<count { acc += weights[p] * values[p * stride + i] }
+            out[i] = acc * scale
+            i += 1
         }
     }
 }
