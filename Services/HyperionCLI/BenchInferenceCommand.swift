@@ -11,11 +11,11 @@ struct BenchInferenceCommand: ParsableCommand {
         discussion: """
             Prefill: the 182-token prompt of the reference fixture in one step. Decode: greedy tokens \
             one at a time after that prompt. Batched decode: B requests advanced one token each per \
-            step (weights read once per step) for B = 1, 4, 16. Each figure is the best of --runs. \
+            step (weights read once per step) for B = 1, 2, 4, 8, 16. Each figure is the best of --runs. \
             Ratios compare with the fixture's reference_speed (llama.cpp 0.3.36 built native, 2 \
             threads, this machine kind: 240.7 prompt tok/s, 89.8 decode tok/s) — the fixture's \
             figures, not a run on this machine. Targets: decode ≥ 0.7×, prefill ≥ 0.5× at 2 \
-            threads, B=16 ≥ 4× B=1. The default build is portable x86-64 (SSE2); batches of 4 or \
+            threads, B=16 ≥ 4× B=1. The default build is portable x86-64 (SSE2); batches of 2 or \
             more tokens run on wide kernels (512-bit, AVX-512 VNNI) when the CPU has them — \
             HYPERION_KERNELS=portable measures without them. To measure a wider CPU throughout, \
             build with `swift build -c release -Xswiftc -target-cpu -Xswiftc znver4` (any LLVM CPU \
@@ -68,7 +68,7 @@ struct BenchInferenceCommand: ParsableCommand {
         print("model \(path): \(transformer.config.architecture.rawValue), \(transformer.config.blockCount) blocks")
         print("precision \(activationPrecision.rawValue); \(ProcessInfo.processInfo.activeProcessorCount) cores; best of \(runs) runs")
         switch KernelSet.best {
-        case .wide: print("kernels: wide (AVX-512 VNNI) for batches of 4+ tokens, portable otherwise")
+        case .wide: print("kernels: wide (AVX-512 VNNI) for batches of 2+ tokens, portable otherwise")
         case .portable:
             let reason = WideKernelSupport.available
                 ? "HYPERION_KERNELS=portable" : "CPU lacks \(WideKernelSupport.missingFlags.joined(separator: " "))"
@@ -110,7 +110,7 @@ struct BenchInferenceCommand: ParsableCommand {
             model: transformer, options: ExecutionOptions(threads: threads, precision: activationPrecision))
         let context = Array(prompt.prefix(32))
         var single = 0.0
-        for batch in [1, 4, 16] {
+        for batch in [1, 2, 4, 8, 16] {
             var best = 0.0
             for attempt in 0..<runs {
                 let ids = (0..<batch).map { KVCacheID(key: "batch-\($0)", attempt: attempt) }

@@ -215,7 +215,7 @@ struct KernelTests {
     func wideEqualsPortable(type: GGMLType) throws {
         var rng = SplitMix64(seed: UInt64(type.rawValue) + 5)
         let blockColumns = max(type.blockElements, 32)
-        for (rows, columnBlocks, tokens) in [(1, 1, 4), (9, 2, 16), (17, 3, 15), (37, 1, 17), (8, 2, 40), (3, 6, 33)] {
+        for (rows, columnBlocks, tokens) in [(1, 1, 4), (5, 2, 2), (11, 3, 3), (9, 2, 16), (17, 3, 15), (37, 1, 17), (8, 2, 40), (3, 6, 33)] {
             let columns = columnBlocks * blockColumns
             let data = MatrixFixture.randomData(type: type, rows: rows, columns: columns, rng: &rng)
             let (_, m) = try MatrixFixture.file(type: type, rows: rows, columns: columns, data: data)

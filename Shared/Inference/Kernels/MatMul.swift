@@ -174,8 +174,10 @@ enum MatMul {
     /// Tokens that share one pass over a weight row.
     static let tokenTile = 4
 
-    /// Batches from this many tokens on run on the wide kernels when they are chosen.
-    static let wideMinimumTokens = 4
+    /// Batches from this many tokens on run on the wide kernels when they are chosen. Two
+    /// tokens already gain (1.3× the tokens/s of one at one thread, three 1.8×, where the portable
+    /// kernel gains nothing); a lone token on a 4-lane tile was a third slower than portable.
+    static let wideMinimumTokens = 2
     /// Tokens per tile of the wide kernels (`WideInt8Product.tileTokens`, not read from that
     /// module so nothing of it runs before the CPU check).
     static let wideTileTokens = 16
