@@ -178,9 +178,9 @@ public enum WideInt8Product {
         let tilePairs = x.pairs + tile &* blocks &* 16 &* 64
         let scales = x.scales + tile &* tileTokens &* 4
         let sums = x.sums + tile &* tileTokens &* 4
+        let last = rows &- 1
         var r = 0
         while r < rows {
-            let last = rows &- 1
             let r1 = min(r &+ 1, last)
             let r2 = min(r &+ 2, last)
             let r3 = min(r &+ 3, last)

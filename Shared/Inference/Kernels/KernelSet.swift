@@ -41,5 +41,6 @@ public enum WideKernelSupport {
         #endif
     }()
 
-    public static var available: Bool { missingFlags.isEmpty }
+    /// Read once: every batched product asks.
+    public static let available = missingFlags.isEmpty
 }
