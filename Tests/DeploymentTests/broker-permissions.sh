@@ -4,8 +4,8 @@
 # removes them. Prints "N passed, M failed" last; exits non-zero on any failure.
 #
 # Needs: a running broker (HYPERION_TEST_AMQP_URL and HYPERION_TEST_RABBITMQ_NODE, as exported by
-# scripts/test; defaults from scripts/broker), python3 with pika >= 1.2 (Debian 12:
-# apt-get install python3-pika; elsewhere python3 -m pip install pika==1.3.2).
+# scripts/test; defaults from scripts/broker) and pika, from the project's own Python environment
+# (scripts/python-env, pinned in scripts/python-requirements.txt).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 here="$root/Tests/DeploymentTests"
@@ -13,12 +13,14 @@ here="$root/Tests/DeploymentTests"
 export HYPERION_TEST_AMQP_URL=${HYPERION_TEST_AMQP_URL:-$("$root/scripts/broker" url)}
 node=${HYPERION_TEST_RABBITMQ_NODE:-$("$root/scripts/broker" node)}
 
-python=""
-for candidate in python3 /usr/bin/python3; do
-    if "$candidate" -c 'import pika' 2>/dev/null; then python=$candidate; break; fi
-done
-if [ -z "$python" ]; then
-    echo "FAIL - python3 can import pika (apt-get install python3-pika, or python3 -m pip install pika==1.3.2)"
+if ! venv_bin=$("$root/scripts/python-env"); then
+    echo "FAIL - the project's Python environment with pika (scripts/python-env) is available"
+    echo "0 passed, 1 failed"
+    exit 1
+fi
+python="$venv_bin/python3"
+if ! "$python" -c 'import pika' 2>/dev/null; then
+    echo "FAIL - $python can import pika"
     echo "0 passed, 1 failed"
     exit 1
 fi
