@@ -91,12 +91,21 @@ final class SchedulerService: @unchecked Sendable {
     private var outbound: AMQPConnection?
     private var depthConnection: AMQPConnection?
     private var events: AsyncStream<LoopEvent>.Continuation?
+    /// Test only: bytes kept forever per finished request (`HYPERION_TEST_RETAIN_BYTES_PER_REQUEST`,
+    /// at most 16 KiB), so the soak test can show it catches a leak of that size.
+    private let retainPerRequest: Int
+    private var retained: [[UInt8]] = []
 
     init(settings: SchedulerServiceSettings) throws {
         self.settings = settings
         var logger = Logger(label: "hyperion.scheduler")
         logger[metadataKey: "scheduler"] = "\(settings.id)"
         self.logger = logger
+        let retain = ProcessEnvironment.string("HYPERION_TEST_RETAIN_BYTES_PER_REQUEST").flatMap { Int($0) } ?? 0
+        retainPerRequest = min(max(retain, 0), 16_384)
+        if retainPerRequest > 0 {
+            logger.warning("test only: keeping \(retainPerRequest) bytes per finished request forever (HYPERION_TEST_RETAIN_BYTES_PER_REQUEST)")
+        }
         do {
             let file = try GGUFFile(path: settings.modelPath)
             tokenizer = try Tokenizer(gguf: file)
@@ -442,6 +451,7 @@ final class SchedulerService: @unchecked Sendable {
                 let message = AMQPMessage(body: encodeMessage(control), properties: AMQPProperties(contentType: Names.ContentType.json))
                 Task { try? await outbound.publish(message, exchange: Names.Exchange.internal, routingKey: queue) }
             case .finish(let completion):
+                if retainPerRequest > 0 { retained.append([UInt8](repeating: 0xA5, count: retainPerRequest)) }
                 let delivery = ingressDeliveries.removeValue(forKey: completion.ingressTag)
                 let logger = logger
                 finishing.add(1, ordering: .relaxed)

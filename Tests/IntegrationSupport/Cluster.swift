@@ -38,10 +38,12 @@ public final class Cluster: @unchecked Sendable {
         self.telemetry = telemetry
     }
 
-    /// Starts everything and waits until every worker serves a plan.
+    /// Starts everything and waits until every worker serves a plan. `environment` is set for
+    /// every service; `schedulerEnvironment` for the schedulers only, after it.
     public static func start(
         workers: [Worker] = localWorkers, schedulers: Int = 1, routing: String = "arts",
-        topology: String = TestPaths.localTopology, plannerArguments: [String] = [], schedulerArguments: [String] = []
+        topology: String = TestPaths.localTopology, plannerArguments: [String] = [], schedulerArguments: [String] = [],
+        environment: [String: String] = [:], schedulerEnvironment: [String: String] = [:]
     ) async throws -> Cluster {
         let model = try TestPaths.modelFile()
         let host = try await TestVirtualHost.create(prefix: "test-cluster")
@@ -54,17 +56,17 @@ public final class Cluster: @unchecked Sendable {
         cluster.planner = try ServiceProcess(
             "partition-planner",
             arguments: ["--model", model, "--topology", topology, "--replan-threshold", "1000"] + plannerArguments,
-            amqpURL: url, logLevel: "info")
+            amqpURL: url, logLevel: "info", environment: environment)
         for worker in workers {
             cluster.workers[worker.id] = try ServiceProcess(
                 "stage-worker", arguments: ["--tier", worker.tier, "--node-id", worker.id, "--model", model] + worker.arguments,
-                amqpURL: url, logLevel: "info")
+                amqpURL: url, logLevel: "info", environment: environment)
         }
         for index in 0..<schedulers {
             cluster.schedulers.append(
                 try ServiceProcess(
                     "scheduler", arguments: ["--id", "sched-\(index + 1)", "--model", model, "--routing", routing] + schedulerArguments,
-                    amqpURL: url, logLevel: "info"))
+                    amqpURL: url, logLevel: "info", environment: environment.merging(schedulerEnvironment) { _, new in new }))
         }
         for worker in workers {
             guard await cluster.heartbeat(of: worker.id, timeoutSeconds: 60, where: { $0.state == .serving }) != nil else {
@@ -83,11 +85,13 @@ public final class Cluster: @unchecked Sendable {
     public static func with<T: Sendable>(
         workers: [Worker] = localWorkers, schedulers: Int = 1, routing: String = "arts",
         topology: String = TestPaths.localTopology, plannerArguments: [String] = [], schedulerArguments: [String] = [],
+        environment: [String: String] = [:], schedulerEnvironment: [String: String] = [:],
         _ body: (Cluster) async throws -> T
     ) async throws -> T {
         let cluster = try await start(
             workers: workers, schedulers: schedulers, routing: routing, topology: topology,
-            plannerArguments: plannerArguments, schedulerArguments: schedulerArguments)
+            plannerArguments: plannerArguments, schedulerArguments: schedulerArguments,
+            environment: environment, schedulerEnvironment: schedulerEnvironment)
         do {
             let value = try await body(cluster)
             await cluster.stop()

@@ -22,8 +22,11 @@ public final class ServiceProcess: Sendable {
     private let exitStatus = Locked<Int32?>(nil)
 
     /// Starts executable `name` with `arguments`; its broker is `amqpURL` and every other
-    /// HYPERION_* variable of the test's environment is removed, so only the arguments configure it.
-    public init(_ name: String, arguments: [String], amqpURL: String, logLevel: String = "debug") throws {
+    /// HYPERION_* variable of the test's environment is removed, so only the arguments (and
+    /// `environment`, set last) configure it.
+    public init(
+        _ name: String, arguments: [String], amqpURL: String, logLevel: String = "debug", environment extra: [String: String] = [:]
+    ) throws {
         self.name = name
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try Self.binaryPath(name))
@@ -32,6 +35,7 @@ public final class ServiceProcess: Sendable {
         var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("HYPERION_") }
         environment["HYPERION_AMQP_URL"] = amqpURL
         environment["HYPERION_LOG_LEVEL"] = logLevel
+        environment.merge(extra) { _, new in new }
         process.environment = environment
         let errors = Pipe()
         process.standardError = errors
