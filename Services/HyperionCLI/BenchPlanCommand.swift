@@ -3,7 +3,7 @@ import Foundation
 import Partitioning
 import Profiles
 
-/// `hyperion bench plan`: how long planning takes, for the sizes DESIGN.md §6 promises.
+/// `hyperion bench plan`: how long planning takes, for the sizes docs/design.md §6 promises.
 struct BenchPlanCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "plan",
