@@ -14,6 +14,9 @@ RUN export DEBIAN_FRONTEND=noninteractive \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
+# The context has no .git: `hyperion --version` takes its commit from this argument
+# (docker build --build-arg HYPERION_GIT_COMMIT=$(git rev-parse --short=12 HEAD); compose passes it).
+ARG HYPERION_GIT_COMMIT=
 # One product at a time: later ones reuse the modules the earlier ones built.
 RUN set -eu; \
     for product in hyperion partition-planner scheduler stage-worker link-emulator; do \

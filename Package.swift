@@ -98,7 +98,9 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            path: "Services/HyperionCLI", swiftSettings: strict),
+            path: "Services/HyperionCLI", swiftSettings: strict, plugins: ["BuildInfo"]),
+        // Before every build: the version and git commit that `hyperion --version` prints.
+        .plugin(name: "BuildInfo", capability: .buildTool(), path: "Plugins/BuildInfo"),
 
         .executableTarget(
             name: "StageWorker",

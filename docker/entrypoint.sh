@@ -15,7 +15,7 @@ services:
   planner       partition-planner: plans from the topology and telemetry, answers hyperion.plan.get
   scheduler     scheduler: admits requests from hyperion.ingress and drives their steps
   worker        stage-worker: serves one tier's block range (HYPERION_TIER)
-  link          link-emulator: one emulated inter-tier link (DESIGN.md §11; runs as the worker user)
+  link          link-emulator: one emulated inter-tier link (docs/design.md §11; runs as the worker user)
   cli           hyperion: the command-line client (generate, plan, status, ...)
   fetch-model   put the default model into HYPERION_MODEL_DIR (/models), sha256-checked; needs python3
                 (compose runs it on python:3.11-slim; this image has no Python)

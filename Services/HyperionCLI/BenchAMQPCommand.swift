@@ -17,6 +17,10 @@ struct BenchAMQPCommand: AsyncParsableCommand {
             Hyperion latency loop runs on the consumer connection's executor (no thread hop per \
             delivery), as a latency-sensitive forwarder would. \
             Targets: throughput ≥ 0.5× raw, hop p50 ≤ 1.5× raw.
+
+            Examples:
+              hyperion bench amqp
+              hyperion bench amqp --url "$(cat .run/admin_url)" --rounds 1
             """
     )
 

@@ -20,6 +20,10 @@ struct BenchInferenceCommand: ParsableCommand {
             HYPERION_KERNELS=portable measures without them. To measure a wider CPU throughout, \
             build with `swift build -c release -Xswiftc -target-cpu -Xswiftc znver4` (any LLVM CPU \
             name). The integer kernels give bit-identical results in every case.
+
+            Examples:
+              hyperion bench inference
+              hyperion bench inference --threads 1 --decode-tokens 32 --precision float32
             """
     )
 
@@ -59,7 +63,7 @@ struct BenchInferenceCommand: ParsableCommand {
         do {
             file = try GGUFFile(path: path)
         } catch {
-            throw BenchInferenceFailure("cannot open the model at \(path): \(error)\n(run scripts/fetch-model, or pass --model)")
+            throw BenchInferenceFailure("cannot open the model at \(path): \(error)\(ModelLocation.hint(model))")
         }
         let transformer = try TransformerModel(file: file)
         let reference = try loadFixture()

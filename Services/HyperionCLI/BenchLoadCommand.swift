@@ -172,7 +172,7 @@ struct BenchLoadCommand: AsyncParsableCommand {
         do {
             tokenizer = try Tokenizer(gguf: try GGUFFile(path: modelPath))
         } catch {
-            throw ValidationError("cannot open the model at \(modelPath) (its tokenizer builds the prompts): \(error)\n(run scripts/fetch-model, or pass --model)")
+            throw ValidationError("cannot open the model at \(modelPath) (its tokenizer builds the prompts): \(error)\(ModelLocation.hint(model))")
         }
         let distribution = ScenarioWorkload.LengthDistribution(rawValue: lengths) ?? .fixed
         // The longest prompt a draw can ask for: exponential draws are capped at 8× the mean.

@@ -39,6 +39,10 @@ struct BenchPipelineCommand: AsyncParsableCommand {
             give it one of its own (scripts/broker with HYPERION_BROKER_* set, or a fresh vhost). Service \
             logs go to a temporary folder, kept and named when something fails. SIGINT stops every \
             process it started.
+
+            Examples:
+              hyperion bench pipeline
+              hyperion bench pipeline --stages 1,3 --repeats 1 --json
             """)
 
     @Option(help: "Broker URL (HYPERION_AMQP_URL; else .run/amqp_url; else a local broker).")
@@ -97,7 +101,7 @@ struct BenchPipelineCommand: AsyncParsableCommand {
         do {
             file = try GGUFFile(path: modelPath)
         } catch {
-            throw ValidationError("cannot open the model at \(modelPath): \(error)\n(run scripts/fetch-model, or pass --model)")
+            throw ValidationError("cannot open the model at \(modelPath): \(error)\(ModelLocation.hint(model))")
         }
         let transformer = try TransformerModel(file: file)
         let tokenizer = try Tokenizer(gguf: file)

@@ -3,7 +3,7 @@ import Foundation
 import Partitioning
 import Profiles
 
-/// `hyperion bench plan`: how long planning takes, for the sizes DESIGN.md §6 promises.
+/// `hyperion bench plan`: how long planning takes, for the sizes docs/design.md §6 promises.
 struct BenchPlanCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "plan",
@@ -14,6 +14,10 @@ struct BenchPlanCommand: ParsableCommand {
             synthetic with a fixed seed; the link-bound variant (slow links set the bottleneck, so \
             every tier has slack) is the worst case of the idle-latency tie-break. Each is planned repeatedly; the median and minimum wall time \
             are printed, with the bottleneck found so runs can be compared.
+
+            Examples:
+              hyperion bench plan
+              hyperion bench plan --seconds 2
             """
     )
 

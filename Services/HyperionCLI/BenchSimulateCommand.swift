@@ -15,6 +15,10 @@ struct BenchSimulateCommand: ParsableCommand {
             phi-3-mini:q4_0 planned by BSDP and routed by ARTS, with Poisson arrivals at a fraction \
             of the plan's throughput and stage workers batching up to 16 steps. Prints wall time, \
             simulated time, events and the run's figures.
+
+            Examples:
+              hyperion bench simulate
+              hyperion bench simulate --nodes 100 --requests 10000 --routing round-robin
             """
     )
 

@@ -19,12 +19,15 @@ struct GenerateCommand: AsyncParsableCommand {
             result object instead (text, tokens, finish_reason, usage, route, plan_version, attempts, \
             timings). A broker with TLS takes an amqps:// URL with its certificates in the query: \
             amqps://client:PASS@host:5671/%2F?cacertfile=ca.pem[&certfile=client.pem&keyfile=client.key]. \
-            When the request queue is full the broker refuses the request and generate exits 75 \
-            ("system overloaded"; try again later).
+            Ctrl-C or --timeout cancels the request in the system (and --timeout is sent as its \
+            deadline), so no stage worker keeps decoding for nobody. The exit status says what went \
+            wrong: 2 bad input (a flag, the URL, a prompt the system refuses as too long), 69 no \
+            broker or no Hyperion services on it, 75 overloaded (the request queue is full; try \
+            again later), 77 login refused, 124 timed out, 130 interrupted, 1 anything else.
 
             With --local, runs every block of the model in this process (no broker) and streams the \
-            text to standard output; --json prints prompt_tokens, tokens, text, finish_reason and \
-            timings. The same seed, sampling parameters and prompt always give the same tokens, in \
+            text to standard output; --json prints the same result object as through the broker, \
+            with route ["local"]. The same seed, sampling parameters and prompt always give the same tokens, in \
             this process or through a pipeline of stage workers.
 
             Examples:
@@ -39,7 +42,7 @@ struct GenerateCommand: AsyncParsableCommand {
     @Option(help: "Broker URL, without --local (default: HYPERION_AMQP_URL, else .run/amqp_url, else a local broker).")
     var amqpURL: String?
 
-    @Option(help: "Seconds to wait for the result, without --local.")
+    @Option(parsing: .unconditional, help: "Seconds to wait for the result, without --local; then the request is cancelled.")
     var timeout = 600.0
 
     @Option(help: "Also write the result object (JSON) to this file, without --local; tokens still stream.")
@@ -48,19 +51,21 @@ struct GenerateCommand: AsyncParsableCommand {
     @Option(help: "GGUF model file, with --local (default: $HYPERION_MODEL, else models/SmolLM2-135M-Instruct.Q4_1.gguf).")
     var model: String?
 
-    @Option(help: "Most tokens to generate.")
+    // Numeric options parse their value unconditionally, so "-5" reaches the range check below
+    // instead of being read as a flag.
+    @Option(parsing: .unconditional, help: "Most tokens to generate (≥ 1).")
     var maxTokens = 128
 
-    @Option(help: "Sampling temperature; 0 is greedy.")
+    @Option(parsing: .unconditional, help: "Sampling temperature; 0 is greedy.")
     var temperature = 0.0
 
-    @Option(help: "Nucleus sampling: keep the most likely tokens up to this probability mass.")
+    @Option(parsing: .unconditional, help: "Nucleus sampling: keep the most likely tokens up to this probability mass.")
     var topP = 1.0
 
-    @Option(help: "Keep only the K most likely tokens (0 keeps all).")
+    @Option(parsing: .unconditional, help: "Keep only the K most likely tokens (0 keeps all).")
     var topK = 0
 
-    @Option(help: "Seed of the sampler's random draws.")
+    @Option(parsing: .unconditional, help: "Seed of the sampler's random draws.")
     var seed: UInt64 = 0
 
     @Flag(help: "Keep generating after an end-of-generation token.")
@@ -78,7 +83,7 @@ struct GenerateCommand: AsyncParsableCommand {
     @Option(help: "Token ids instead of a prompt, comma-separated (e.g. 504,3458,282).")
     var tokens: String?
 
-    @Option(help: "Compute threads (default: every core).")
+    @Option(parsing: .unconditional, help: "Compute threads, with --local (default: every core).")
     var threads: Int?
 
     @Option(help: "Activation precision in products: int8 (fast) or float32 (closest to a float reference).")
@@ -89,7 +94,7 @@ struct GenerateCommand: AsyncParsableCommand {
 
     func validate() throws {
         if !local {
-            guard maxTokens >= 1 else { throw ValidationError("--max-tokens must be ≥ 1 through the broker, got \(maxTokens)") }
+            guard timeout > 0, timeout.isFinite else { throw ValidationError("--timeout must be > 0 seconds, got \(timeout)") }
             guard !ignoreEos else { throw ValidationError("--ignore-eos is available only with --local") }
             guard threads == nil, precision == "int8" else {
                 throw ValidationError("--threads and --precision set how this process computes: use them with --local")
@@ -97,13 +102,15 @@ struct GenerateCommand: AsyncParsableCommand {
         } else if saveResult != nil {
             throw ValidationError("--save-result is for requests through the broker; with --local use --json")
         }
-        guard maxTokens >= 0 else { throw ValidationError("--max-tokens must be ≥ 0, got \(maxTokens)") }
+        guard maxTokens >= 1 else { throw ValidationError("--max-tokens must be ≥ 1, got \(maxTokens)") }
         guard temperature >= 0 else { throw ValidationError("--temperature must be ≥ 0, got \(temperature)") }
         guard topP > 0, topP <= 1 else { throw ValidationError("--top-p must be in (0, 1], got \(topP)") }
         guard topK >= 0 else { throw ValidationError("--top-k must be ≥ 0, got \(topK)") }
         guard (prompt == nil) != (tokens == nil) else {
             throw ValidationError("give either a prompt or --tokens, not both and not neither")
         }
+        if let prompt, prompt.isEmpty { throw ValidationError("the prompt is empty: give some text, or --tokens") }
+        _ = try promptTokenIDs()
         guard ActivationPrecision(rawValue: precision) != nil else {
             throw ValidationError("--precision must be int8 or float32, got \(precision)")
         }
@@ -121,13 +128,8 @@ struct GenerateCommand: AsyncParsableCommand {
     /// Through the running system, as any client would.
     private func runRemote() async throws {
         let input: InferenceRequest.Input
-        if let tokens {
-            input = .tokens(try tokens.split(separator: ",").map { field in
-                guard let id = Int32(field.trimmingCharacters(in: .whitespaces)) else {
-                    throw ValidationError("--tokens: \"\(field)\" is not a token id")
-                }
-                return id
-            })
+        if let ids = try promptTokenIDs() {
+            input = .tokens(ids)
         } else if chat {
             input = .messages([ChatMessage(role: "user", content: prompt ?? "")])
         } else {
@@ -142,12 +144,10 @@ struct GenerateCommand: AsyncParsableCommand {
             result = try await client.run { token in
                 FileHandle.standardOutput.write(Data(token.text.utf8))
             }
-        } catch .overloaded {
-            printError("hyperion generate: \(RemoteGeneration.Failure.overloaded)")
-            throw ExitCode(RemoteGeneration.overloadedExitCode)
         } catch {
+            if case .interrupted = error { print("") }
             printError("hyperion generate: \(error)")
-            throw ExitCode.failure
+            throw ExitCode(error.exitCode)
         }
         let resultJSON = (try? JSONCoding.encode(result)) ?? "{}"
         if let saveResult {
@@ -163,6 +163,9 @@ struct GenerateCommand: AsyncParsableCommand {
             return
         }
         print("")
+        if let note = Self.contextNote(finish: result.finishReason, generated: result.usage.completionTokens, asked: maxTokens) {
+            printError(note)
+        }
         let stages = result.timings.stages.map { "\($0.node) \(Int($0.computeSeconds * 1000)) ms" }.joined(separator: ", ")
         printError(
             "[\(result.usage.promptTokens) prompt tokens, \(result.usage.completionTokens) generated, finish \(result.finishReason.rawValue); "
@@ -179,7 +182,7 @@ struct GenerateCommand: AsyncParsableCommand {
         do {
             file = try GGUFFile(path: path)
         } catch {
-            throw GenerateFailure("cannot open the model at \(path): \(error)\n(run scripts/fetch-model, or pass --model)")
+            throw GenerateFailure("cannot open the model at \(path): \(error)\(ModelLocation.hint(model))")
         }
         let transformer = try TransformerModel(file: file)
         let tokenizer = try Tokenizer(gguf: file)
@@ -189,21 +192,24 @@ struct GenerateCommand: AsyncParsableCommand {
         let executor = try BlockRangeExecutor(model: transformer, options: options)
 
         let promptTokens: [Int32]
-        if let tokens {
-            promptTokens = try tokens.split(separator: ",").map { field in
-                guard let id = Int32(field.trimmingCharacters(in: .whitespaces)) else {
-                    throw GenerateFailure("--tokens: \"\(field)\" is not a token id")
-                }
-                return id
-            }
+        if let ids = try promptTokenIDs() {
+            promptTokens = ids
         } else if chat {
             promptTokens = try tokenizer.encodeChat([.user(prompt ?? "")])
         } else {
             promptTokens = tokenizer.encode(prompt ?? "")
         }
 
+        // The same rule as the scheduler's: a prompt must leave room in the context window for one
+        // token, and the output stops where the window ends.
+        let contextTokens = transformer.config.contextLength
+        guard promptTokens.count < contextTokens else {
+            printError(
+                "hyperion generate: too_long: the prompt has \(promptTokens.count) tokens; the model's context window is \(contextTokens)")
+            throw ExitCode(2)
+        }
         let request = GenerationRequest(
-            promptTokens: promptTokens, maxTokens: maxTokens,
+            promptTokens: promptTokens, maxTokens: min(maxTokens, contextTokens - promptTokens.count),
             sampling: SamplingParameters(temperature: temperature, topK: topK, topP: topP, seed: seed),
             stopAtEndOfGeneration: !ignoreEos, stopStrings: stop)
         let loaded = clock.now
@@ -224,23 +230,23 @@ struct GenerateCommand: AsyncParsableCommand {
         let prefillSeconds = (prefilled - loaded).seconds
         let decodeSeconds = (finished - prefilled).seconds
         if json {
-            let timings = JSONObject([
-                ("load_s", .double((loaded - started).seconds)),
-                ("prefill_s", .double(prefillSeconds)),
-                ("decode_s", .double(decodeSeconds)),
-                ("prefill_tokens_per_s", .double(Double(promptTokens.count) / max(prefillSeconds, 1e-9))),
-                ("decode_tokens_per_s", .double(Double(result.tokens.count) / max(decodeSeconds, 1e-9))),
-            ])
-            let object = JSONObject([
-                ("prompt_tokens", .array(promptTokens.map { .int(Int64($0)) })),
-                ("tokens", .array(result.tokens.map { .int(Int64($0)) })),
-                ("text", .string(result.text)),
-                ("finish_reason", .string(result.finishReason.rawValue)),
-                ("timings", .object(timings)),
-            ])
-            print(JSONValue.object(object).serialized())
+            // The result object of a request through the broker, so one reader serves both: one
+            // stage named "local", loading the model counted as queueing.
+            let reply = ResultReply(
+                id: "local", text: result.text, tokens: result.tokens,
+                finishReason: Messages.FinishReason(rawValue: result.finishReason.rawValue) ?? .length,
+                usage: .init(promptTokens: promptTokens.count, completionTokens: result.tokens.count),
+                route: ["local"], planVersion: 0, attempts: 1,
+                timings: .init(
+                    queueSeconds: (loaded - started).seconds, timeToFirstTokenSeconds: (prefilled - started).seconds,
+                    totalSeconds: (finished - started).seconds,
+                    stages: [StageTiming(node: "local", computeSeconds: prefillSeconds + decodeSeconds, waitSeconds: 0)]))
+            print(try JSONCoding.encode(reply))
         } else {
             print("")
+            if let note = Self.contextNote(finish: result.finishReason == .length ? .length : .stop, generated: result.tokens.count, asked: maxTokens) {
+                printError(note)
+            }
             FileHandle.standardError.write(
                 Data(
                     String(
@@ -253,6 +259,27 @@ struct GenerateCommand: AsyncParsableCommand {
     }
 }
 
+extension GenerateCommand {
+    /// `--tokens` as ids, or nil without it; a field that is not an id is a usage error.
+    fileprivate func promptTokenIDs() throws -> [Int32]? {
+        guard let tokens else { return nil }
+        let ids = try tokens.split(separator: ",", omittingEmptySubsequences: false).map { field in
+            guard let id = Int32(field.trimmingCharacters(in: .whitespaces)), id >= 0 else {
+                throw ValidationError("--tokens: \"\(field)\" is not a token id (comma-separated numbers ≥ 0, e.g. 504,3458,282)")
+            }
+            return id
+        }
+        return ids
+    }
+
+    /// Says so when the context window, not --max-tokens, ended the output: fewer tokens than asked
+    /// with finish "length" means the window was full.
+    static func contextNote(finish: Messages.FinishReason, generated: Int, asked: Int) -> String? {
+        guard finish == .length, generated < asked else { return nil }
+        return "(stopped after \(generated) of \(asked) tokens: the prompt and output filled the model's context window)"
+    }
+}
+
 /// Where commands find the model file when `--model` is not given.
 enum ModelLocation {
     static let defaultRelativePath = "models/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -260,6 +287,13 @@ enum ModelLocation {
     /// `--model`, else `$HYPERION_MODEL`, else the default path under the current directory.
     static func resolve(_ option: String?) -> String {
         option ?? ProcessInfo.processInfo.environment["HYPERION_MODEL"] ?? defaultRelativePath
+    }
+
+    /// What to do about a model that cannot be opened: where it came from decides the advice.
+    static func hint(_ option: String?) -> String {
+        if option != nil { return "\n(check the --model path: a GGUF file such as \(defaultRelativePath))" }
+        if ProcessInfo.processInfo.environment["HYPERION_MODEL"] != nil { return "\n(check HYPERION_MODEL, or pass --model)" }
+        return "\n(run scripts/fetch-model, or pass --model)"
     }
 }
 

@@ -14,6 +14,7 @@ struct HyperionCommand: AsyncParsableCommand {
             and routes every request to one node per tier from live queue depths and measured speed
             (ARTS, online). Services talk through RabbitMQ; HYPERION_AMQP_URL names the broker.
             """,
+        version: "hyperion \(BuildInfo.version), commit \(BuildInfo.commit)",
         subcommands: [
             BenchCommand.self,
             PlanCommand.self,

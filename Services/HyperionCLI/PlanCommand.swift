@@ -17,7 +17,7 @@ struct PlanCommand: ParsableCommand {
             Every tier of the topology runs one contiguous range of decoder blocks (the embedding goes \
             with the first, the LM head with the last); the nodes of a tier with room for its range and \
             KV reserve share its requests. BSDP picks the ranges that minimise the bottleneck — the \
-            seconds per request of the busiest tier or link (DESIGN.md §6) — ties going to the smaller \
+            seconds per request of the busiest tier or link (docs/design.md §6) — ties going to the smaller \
             idle latency. gpipe (equal block counts) and heft (greedy earliest finish) are the \
             baselines; they may leave a tier empty and are never repaired to fit memory.
 
@@ -27,7 +27,7 @@ struct PlanCommand: ParsableCommand {
             request.
 
             Exit codes: 0 a plan; 2 bad input (the message names the flag or file field); 3 no \
-            partition fits memory (with --json, the infeasible JSON of DESIGN.md §4).
+            partition fits memory (with --json, the infeasible JSON of docs/design.md §4).
 
             Examples:
               hyperion plan --model phi-3-medium:q4_0 \\
@@ -42,7 +42,7 @@ struct PlanCommand: ParsableCommand {
 
     @OptionGroup var planning: PlanningOptions
 
-    @Flag(help: "Print the plan JSON of DESIGN.md §4 (or the infeasible JSON) instead of the table.")
+    @Flag(help: "Print the plan JSON of docs/design.md §4 (or the infeasible JSON) instead of the table.")
     var json = false
 
     /// A refusal of the user's input: printed, then exit 2.

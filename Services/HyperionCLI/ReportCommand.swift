@@ -55,22 +55,24 @@ struct ReportCommand: ParsableCommand {
     var scenarios: String?
 
     @Option(
-        name: .customLong("simulated"),
-        help: ArgumentHelp("Read saved simulated results instead of simulating (repeatable).", valueName: "file.json"))
+        name: .customLong("simulated"), parsing: .upToNextOption,
+        help: ArgumentHelp("Read saved simulated results instead of simulating (one or more files; repeatable).", valueName: "file.json"))
     var simulatedFiles: [String] = []
 
     @Option(
-        name: .customLong("live"),
-        help: ArgumentHelp("A saved `hyperion bench load --json` result of running services (repeatable).", valueName: "file.json"))
+        name: .customLong("live"), parsing: .upToNextOption,
+        help: ArgumentHelp(
+            "Saved `hyperion bench load --json` results of running services (one or more files, so a shell glob works; repeatable).",
+            valueName: "file.json"))
     var liveFiles: [String] = []
 
     @Option(help: ArgumentHelp("Systems to simulate, comma-separated (default: each scenario's).", valueName: "list"))
     var systems: String?
 
-    @Option(help: ArgumentHelp("Requests per load point (default: each scenario's; fewer is faster and noisier).", valueName: "N"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Requests per load point (default: each scenario's; fewer is faster and noisier).", valueName: "N"))
     var requests: String?
 
-    @Option(help: ArgumentHelp("Seed of arrivals and lengths (default: each scenario's).", valueName: "N"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Seed of arrivals and lengths (default: each scenario's).", valueName: "N"))
     var seed: String?
 
     @Flag(name: .customLong("no-saturation"), help: "Skip the closed-loop run of every system at its own saturation.")
@@ -94,6 +96,12 @@ struct ReportCommand: ParsableCommand {
 
     struct BadInput: Error {
         let message: String
+    }
+
+    func validate() throws {
+        if skipSimulation && simulatedFiles.isEmpty && liveFiles.isEmpty {
+            throw ValidationError("--skip-simulation leaves nothing to report: give --live or --simulated result files")
+        }
     }
 
     func run() throws {

@@ -41,7 +41,7 @@ struct SimulateCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Systems to compare, comma-separated (default: the scenario's).", valueName: "list"))
     var systems: String?
 
-    @Option(help: ArgumentHelp("Open-loop arrival rates in requests/s, comma-separated.", valueName: "r1,r2"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Open-loop arrival rates in requests/s, comma-separated.", valueName: "r1,r2"))
     var rates: String?
 
     @Option(
@@ -49,13 +49,13 @@ struct SimulateCommand: ParsableCommand {
         help: ArgumentHelp("Rates as fractions of hyperion's simulated saturated throughput.", valueName: "f1,f2"))
     var rateFractions: String?
 
-    @Option(help: ArgumentHelp("Closed-loop client counts, comma-separated.", valueName: "c1,c2"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Closed-loop client counts, comma-separated.", valueName: "c1,c2"))
     var concurrency: String?
 
-    @Option(help: ArgumentHelp("Requests per load point (default: the scenario's).", valueName: "N"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Requests per load point (default: the scenario's).", valueName: "N"))
     var requests: String?
 
-    @Option(help: ArgumentHelp("Seed of arrivals, lengths and heartbeat phases (default: the scenario's).", valueName: "N"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Seed of arrivals, lengths and heartbeat phases (default: the scenario's).", valueName: "N"))
     var seed: String?
 
     @Flag(help: "Print the results as JSON ({\"results\":[…]}) instead of the table.")

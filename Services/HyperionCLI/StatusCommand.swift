@@ -14,26 +14,32 @@ struct StatusCommand: AsyncParsableCommand {
             Asks the planner for the plan (hyperion.plan.get) and listens to worker heartbeats on
             hyperion.telemetry for --listen seconds. Needs a user that may read telemetry (not the
             least-privileged 'client').
+
+            Examples:
+              HYPERION_AMQP_URL=$(cat .run/admin_url) hyperion status
+              hyperion status --amqp-url "$(cat .run/admin_url)" --listen 5 --json
             """)
 
     @Option(help: "Broker URL (HYPERION_AMQP_URL; else .run/amqp_url; else a local broker).")
     var amqpURL: String = ProcessEnvironment.amqpURL()
 
-    @Option(help: "Seconds to listen for heartbeats.")
+    @Option(parsing: .unconditional, help: "Seconds to listen for heartbeats (> 0; workers beat every 1 s by default).")
     var listen: Double = 2.5
 
     @Flag(help: "Print JSON: {\"plan\":…,\"nodes\":[telemetry…]}.")
     var json = false
 
+    func validate() throws {
+        guard listen > 0, listen.isFinite else { throw ValidationError("--listen must be > 0 seconds, got \(listen)") }
+    }
+
     func run() async throws {
         let connection: AMQPConnection
         do {
-            connection = try await AMQPConnection.connect(
-                to: try AMQPURL(amqpURL),
-                configuration: AMQPConnectionConfiguration(connectionName: "hyperion-status", heartbeatSeconds: 10, reconnect: .disabled))
+            (_, connection) = try await RemoteGeneration.connect(to: amqpURL, name: "hyperion-status")
         } catch {
-            printError("cannot reach the broker at \(AMQPURL.redacted(amqpURL)): \(error)")
-            throw ExitCode.failure
+            printError("hyperion status: \(error)")
+            throw ExitCode(error.exitCode)
         }
         defer { Task { await connection.close() } }
 
@@ -89,7 +95,7 @@ struct StatusCommand: AsyncParsableCommand {
         print("tier    node                  state     plan            queue  seqs  busy   speed  tok/s  kv free")
         for tier in tiers + Array(Set(nodes.map(\.tier)).subtracting(tiers)).sorted() {
             let members = nodes.filter { $0.tier == tier }
-            if members.isEmpty { print("\(tier.padding(8))(no live node)") }
+            if members.isEmpty { print("\(tier.padding(8))(no heartbeat within \(format(listen)) s)") }
             for beat in members {
                 let queue = depths[beat.node].map(String.init) ?? "?"
                 print(

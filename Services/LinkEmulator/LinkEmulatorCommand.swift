@@ -5,7 +5,7 @@ import Profiles
 import ServiceSupport
 
 /// `link-emulator`: one emulated inter-tier link that all of its traffic passes through
-/// (DESIGN.md §6, §11).
+/// (docs/design.md §6, §11).
 @main
 struct LinkEmulatorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -37,7 +37,7 @@ private struct InFlight: Sendable {
     var arrivesAt: Double
 }
 
-/// The `link-emulator` process (DESIGN.md §11): every message of one inter-tier link passes
+/// The `link-emulator` process (docs/design.md §11): every message of one inter-tier link passes
 /// through its queue `hyperion.link.<name>`; a `LinkSchedule` FIFO decides when each would reach
 /// the far end, and the message is published to its `x-link-to` destination then. Senders never
 /// wait for it: their publish to the link queue is confirmed at once.

@@ -7,7 +7,7 @@ import PlanningOptions
 import ServiceSupport
 
 /// `partition-planner`: plans the partition, publishes it, and re-plans from live telemetry
-/// (DESIGN.md §2, §9).
+/// (docs/design.md §2, §9).
 @main
 struct PartitionPlannerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -46,7 +46,7 @@ private enum PlannerEvent: Sendable {
     case terminate
 }
 
-/// The partition-planner process: the broker shell around `LivePlanner` (DESIGN.md §2, §9).
+/// The partition-planner process: the broker shell around `LivePlanner` (docs/design.md §2, §9).
 ///
 /// It plans at start and publishes the plan on `hyperion.plan`, answers `hyperion.plan.get`,
 /// folds worker telemetry into the topology and publishes a new plan when `LivePlanner` decides

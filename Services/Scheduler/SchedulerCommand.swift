@@ -2,7 +2,7 @@ import ArgumentParser
 import Scheduling
 import ServiceSupport
 
-/// `scheduler`: admits requests from `hyperion.ingress` and drives every step of them (DESIGN.md §7–8).
+/// `scheduler`: admits requests from `hyperion.ingress` and drives every step of them (docs/design.md §7–8).
 @main
 struct SchedulerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -24,7 +24,7 @@ struct SchedulerServiceSettings: Sendable {
     var heartbeatSeconds: Double
     /// Longest wait for in-flight requests after SIGTERM; what is left is redone by another scheduler.
     var drainSeconds: Double
-    /// The model emulated by profile workers (DESIGN.md §11), when it is not `modelPath`'s: ARTS
+    /// The model emulated by profile workers (docs/design.md §11), when it is not `modelPath`'s: ARTS
     /// prices steps with its profile, while the tokenizer still comes from `modelPath`.
     var emulatedModel: String? = nil
     /// Emulated link crossed by steps whose first stage is not of `linkFromTier` (nil: none).
@@ -457,7 +457,7 @@ final class SchedulerService: @unchecked Sendable {
                 finishing.add(1, ordering: .relaxed)
                 Task {
                     defer { self.finishing.subtract(1, ordering: .releasing) }
-                    // The result first, confirmed; only then is the request done with (DESIGN.md §8).
+                    // The result first, confirmed; only then is the request done with (docs/design.md §8).
                     if let replyTo = completion.replyTo {
                         let message = AMQPMessage(
                             body: encodeMessage(completion.reply),

@@ -4,7 +4,7 @@ import Partitioning
 import Profiles
 import Scheduling
 
-/// A stage on an emulated device (DESIGN.md §11 `profile`): no math. Each batch is held for its
+/// A stage on an emulated device (docs/design.md §11 `profile`): no math. Each batch is held for its
 /// roofline time on the device × the time scale, on the device's own timeline (the worker runs one
 /// batch at a time, as a GPU stream would, and a late hold is made up by the batch waiting behind it); activations of the real size, all zeros, go to the next stage, so links carry
 /// the bytes they would; the last stage answers every step with `dummyToken`, a token that is not

@@ -37,7 +37,7 @@ extension StageExecutor {
     var readsInputs: Bool { true }
 }
 
-/// The real model's blocks on the CPU (DESIGN.md §11 `real`).
+/// The real model's blocks on the CPU (docs/design.md §11 `real`).
 final class RealExecutor: StageExecutor, @unchecked Sendable {
     // Sendable: created, run and released only on the worker's one compute thread.
     let blocks: BlockRangeExecutor

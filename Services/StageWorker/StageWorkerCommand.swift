@@ -3,7 +3,7 @@ import Emulation
 import Profiles
 import ServiceSupport
 
-/// `stage-worker`: serves one tier's block range of the current plan (DESIGN.md §2, §8).
+/// `stage-worker`: serves one tier's block range of the current plan (docs/design.md §2, §8).
 @main
 struct StageWorkerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -14,7 +14,7 @@ struct StageWorkerCommand: AsyncParsableCommand {
             hyperion.plan, loads its tier's block range from the model file, and consumes steps from
             its queue hyperion.stage.<tier>.<node>. Every flag defaults to its HYPERION_* variable.
 
-            Emulation (DESIGN.md §11): with --executor profile the worker does no math. It holds each
+            Emulation (docs/design.md §11): with --executor profile the worker does no math. It holds each
             batch of steps for its roofline time on the device it advertises (--device or --flops,
             --mem-bw, --memory-bytes; prefill and decode priced separately, decode attention growing
             with the context) multiplied by --time-scale, one batch at a time; it sends zero

@@ -31,7 +31,7 @@ struct StageWorkerSettings: Sendable {
     var kvBudgetBytes: Double? = nil
     /// `real` runs the model's blocks; `profile` holds each batch for its roofline time on `nominal`.
     var executor: ExecutorKind = .real
-    /// Multiplies the profile executor's holds (DESIGN.md §11).
+    /// Multiplies the profile executor's holds (docs/design.md §11).
     var timeScale: TimeScale = .real
     /// The token the profile executor's last stage answers with.
     var dummyToken: Int32 = ProfileExecutor.defaultDummyToken
@@ -43,7 +43,7 @@ struct StageWorkerSettings: Sendable {
     var queue: String { Names.Queue.stage(tier: tier, node: nodeID) }
 }
 
-/// How a worker computes its steps (DESIGN.md §11).
+/// How a worker computes its steps (docs/design.md §11).
 enum ExecutorKind: String, Sendable, CaseIterable {
     case real, profile
 }
@@ -549,7 +549,7 @@ final class StageWorkerService: @unchecked Sendable {
         await switchPlanIfDrained()
     }
 
-    /// Roofline seconds of a batch on this node's advertised device (DESIGN.md §5, §7): what the
+    /// Roofline seconds of a batch on this node's advertised device (docs/design.md §5, §7): what the
     /// measured speed compares the busy time with.
     private func predictedSeconds(_ batch: [QueuedStep]) -> Double {
         guard let costs, let plan, let stage = plan.partition.stages.first(where: { $0.tierName == settings.tier }) else { return 0 }

@@ -3,8 +3,12 @@
 public enum AMQPError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The URL could not be parsed; `url` has its password hidden.
     case invalidURL(url: String, reason: String)
-    /// No TCP (or TLS) connection could be made, or the login was refused.
+    /// No TCP (or TLS) connection could be made, or the handshake failed.
     case connectionFailed(url: String, reason: String)
+    /// Nothing accepted a TCP connection at the URL's host and port: no broker listens there.
+    case brokerUnreachable(url: String, reason: String)
+    /// The broker answered but refused the user, its password or its access to the virtual host.
+    case loginRefused(url: String, reason: String)
     /// The broker closed a channel because of the method it names (e.g. 404 NOT_FOUND on a passive
     /// declare, 406 PRECONDITION_FAILED on a redeclare with other arguments).
     case channelClosed(replyCode: UInt16, replyText: String, classID: UInt16, methodID: UInt16)
@@ -30,6 +34,8 @@ public enum AMQPError: Error, Sendable, Equatable, CustomStringConvertible {
         switch self {
         case let .invalidURL(url, reason): "invalid AMQP URL '\(url)': \(reason)"
         case let .connectionFailed(url, reason): "cannot connect to \(url): \(reason)"
+        case let .brokerUnreachable(url, reason): "cannot connect to \(url): \(reason)"
+        case let .loginRefused(url, reason): "the broker at \(url) refused the login: \(reason)"
         case let .channelClosed(code, text, classID, methodID):
             "broker closed the channel: \(code) \(text) (method \(classID).\(methodID))"
         case let .connectionClosedByBroker(code, text): "broker closed the connection: \(code) \(text)"

@@ -27,9 +27,6 @@ public struct AMQPTLSOptions: Sendable, Hashable {
     init(query: Substring, isTLS: Bool, bad: (String) -> AMQPError) throws(AMQPError) {
         self.init()
         guard !query.isEmpty else { return }
-        guard isTLS else {
-            throw bad("query: TLS parameters need an amqps:// URL")
-        }
         for pair in query.split(separator: "&", omittingEmptySubsequences: true) {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             guard parts.count == 2, let name = AMQPURL.percentDecoded(parts[0]),
@@ -49,6 +46,9 @@ public struct AMQPTLSOptions: Sendable, Hashable {
             default:
                 throw bad("query: unknown parameter '\(name)' (known: \(AMQPTLSOptions.parameterNames.joined(separator: ", ")))")
             }
+        }
+        guard isTLS else {
+            throw bad("query: \(AMQPTLSOptions.parameterNames.joined(separator: ", ")) are TLS parameters: they need an amqps:// URL")
         }
         if (clientCertificatePath == nil) != (clientKeyPath == nil) {
             throw bad("certfile and keyfile: give both (a client certificate and its key) or neither")

@@ -166,6 +166,11 @@ final class ConnectionCore {
         _ = amqp_set_handshake_timeout(newState, &timeout)
         let opened = amqp_socket_open_noblock(socket, url.host, Int32(url.port), &timeout)
         guard opened == AMQP_STATUS_OK.rawValue else {
+            if opened == AMQP_STATUS_SOCKET_ERROR.rawValue || opened == AMQP_STATUS_HOSTNAME_RESOLUTION_FAILED.rawValue
+                || opened == AMQP_STATUS_TIMEOUT.rawValue
+            {
+                throw .brokerUnreachable(url: url.description, reason: ConnectionCore.describeOpenFailure(opened, url: url))
+            }
             throw .connectionFailed(url: url.description, reason: ConnectionCore.describeOpenFailure(opened, url: url))
         }
         var properties = clientProperties()
@@ -174,6 +179,12 @@ final class ConnectionCore {
             url.password)
         arena.reset()
         if let error = ConnectionCore.error(from: reply) {
+            if case .connectionClosedByBroker(let code, let text) = error, code == 403 || code == 530 {
+                // 403 ACCESS_REFUSED: user or password; 530 NOT_ALLOWED: the virtual host.
+                throw .loginRefused(
+                    url: url.description,
+                    reason: "\(code) \(text) (check the user, password and virtual host in the URL)")
+            }
             var reason = error.description
             if case .library(let status, _) = error {
                 if !url.isTLS {
@@ -229,6 +240,12 @@ final class ConnectionCore {
         case AMQP_STATUS_SSL_ERROR.rawValue, AMQP_STATUS_SSL_CONNECTION_FAILED.rawValue:
             return "\(text): TLS handshake failed (is port \(url.port) a TLS listener? is the CA right? "
                 + "does the broker require a client certificate, certfile and keyfile?)"
+        case AMQP_STATUS_SOCKET_ERROR.rawValue:
+            return "connection refused at \(url.host):\(url.port): is the broker up?"
+        case AMQP_STATUS_HOSTNAME_RESOLUTION_FAILED.rawValue:
+            return "cannot resolve host '\(url.host)'"
+        case AMQP_STATUS_TIMEOUT.rawValue:
+            return "no answer from \(url.host):\(url.port) in time: is the broker up, and the port right?"
         default:
             return text
         }

@@ -1,7 +1,7 @@
 import Partitioning
 import Profiles
 
-/// A stage's block range on an emulated device (DESIGN.md §11, the `profile` executor): how long
+/// A stage's block range on an emulated device (docs/design.md §11, the `profile` executor): how long
 /// a step or batch takes there and how much KV cache fits beside the weights, both from the one
 /// step-time model the planner and simulator use (`StageStepCost`), never from a formula of its own.
 public struct EmulatedStage: Sendable {

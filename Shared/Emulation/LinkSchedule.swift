@@ -1,4 +1,4 @@
-/// The timing of one emulated link (DESIGN.md §6, §11): a FIFO that serialises each message's
+/// The timing of one emulated link (docs/design.md §6, §11): a FIFO that serialises each message's
 /// bytes at the link's bandwidth behind every message admitted before it, then adds the
 /// propagation latency. Whoever sends, all of the link's traffic shares its capacity, as in the
 /// planner's link cost `(P + O)·act_bytes / bandwidth`. Pure: the caller passes the time in.

@@ -1,4 +1,4 @@
-/// The factor `s` of DESIGN.md §11 by which every emulated duration (a step's compute, a link's
+/// The factor `s` of docs/design.md §11 by which every emulated duration (a step's compute, a link's
 /// serialisation and propagation) is multiplied: `s < 1` runs an experiment faster than the
 /// devices it emulates. Broker overhead is real and is never scaled, so at small `s` it weighs
 /// more than it would on the emulated system; reports say so.

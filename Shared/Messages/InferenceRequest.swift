@@ -11,7 +11,7 @@ public struct ChatMessage: Codable, Sendable, Equatable {
     }
 }
 
-/// A client's request, as published onto `hyperion.ingress` (DESIGN.md §4).
+/// A client's request, as published onto `hyperion.ingress` (docs/design.md §4).
 ///
 /// Decoding checks the shape and ranges of every field; limits that depend on the deployment
 /// (context window, maximum output) are checked by the scheduler.

@@ -1,4 +1,4 @@
-/// Every broker object and header name Hyperion uses, in one place (DESIGN.md §3–4).
+/// Every broker object and header name Hyperion uses, in one place (docs/design.md §3–4).
 ///
 /// Service-to-service messages travel through `internal` keyed by the target queue's name; the
 /// default exchange carries only client replies and RPC replies.
@@ -41,7 +41,7 @@ public enum Names {
             guard let dot = rest.firstIndex(of: "."), dot != rest.startIndex else { return nil }
             return String(rest[..<dot])
         }
-        /// An emulated link's queue (DESIGN.md §11): messages crossing the link wait here, each
+        /// An emulated link's queue (docs/design.md §11): messages crossing the link wait here, each
         /// with `Header.linkDestination` naming the queue it is for.
         public static func link(_ name: String) -> String { "hyperion.link.\(name)" }
         /// A scheduler's exclusive queue of `sampled` and `step_error` events.

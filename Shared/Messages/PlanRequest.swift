@@ -1,6 +1,6 @@
 import JSON
 
-/// A request for the current plan on `hyperion.plan.get` (DESIGN.md §3): `{"v":1,"type":"plan.get"}`
+/// A request for the current plan on `hyperion.plan.get` (docs/design.md §3): `{"v":1,"type":"plan.get"}`
 /// with `reply_to` and `correlation_id`. The planner also accepts an empty body.
 ///
 /// The reply, to `reply_to` with the same `correlation_id`, is the Plan JSON of §4; the §4

@@ -1,6 +1,6 @@
 import JSON
 
-/// The partition planner's heartbeat on `hyperion.telemetry`, key `planner` (DESIGN.md §3): which
+/// The partition planner's heartbeat on `hyperion.telemetry`, key `planner` (docs/design.md §3): which
 /// plan it holds and how many live nodes it plans for, so operators and tests see it alive.
 public struct PlannerHeartbeat: Codable, Sendable, Equatable {
     /// A fresh UUID per process start.

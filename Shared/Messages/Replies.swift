@@ -35,7 +35,7 @@ public enum ReplyErrorCode: String, Codable, Sendable {
     case `internal`
 }
 
-/// A reply to the client's `reply_to` (same `correlation_id`), DESIGN.md §4.
+/// A reply to the client's `reply_to` (same `correlation_id`), docs/design.md §4.
 public enum Reply: Sendable, Equatable {
     case token(TokenReply)
     case result(ResultReply)

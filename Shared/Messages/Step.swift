@@ -1,4 +1,4 @@
-/// One pass of a request through one stage: a prefill chunk or one decode token (DESIGN.md §4).
+/// One pass of a request through one stage: a prefill chunk or one decode token (docs/design.md §4).
 ///
 /// The body is binary: token ids (`i32`) into the first stage, little-endian `f32` activations
 /// between stages. `f32` because activations reach ~23,000, where `f16` would break the
@@ -34,7 +34,7 @@ public struct StepHeader: Sendable, Equatable {
     public var sampling: SamplingParameters
     /// Context positions the attempt may reach (prompt + emitted + remaining output): each node
     /// reserves KV for them at the attempt's first step, so an admitted request never runs out
-    /// mid-generation (DESIGN.md §7). Nil (an older sender): nodes reserve as positions arrive.
+    /// mid-generation (docs/design.md §7). Nil (an older sender): nodes reserve as positions arrive.
     public var reserveTokens: Int?
 
     public init(

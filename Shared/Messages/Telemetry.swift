@@ -1,6 +1,6 @@
 import JSON
 
-/// A process's heartbeat on `hyperion.telemetry`, once a second (DESIGN.md §4).
+/// A process's heartbeat on `hyperion.telemetry`, once a second (docs/design.md §4).
 ///
 /// Schedulers route from it and the planner folds live membership and measured speed from it.
 public struct Telemetry: Codable, Sendable, Equatable {
@@ -101,7 +101,7 @@ public struct Telemetry: Codable, Sendable, Equatable {
     public var activeSequences: Int
     /// Fraction of the last interval spent computing, 0…1.
     public var busyFraction: Double
-    /// Measured / predicted work rate (DESIGN.md §7); 1 until measured.
+    /// Measured / predicted work rate (docs/design.md §7); 1 until measured.
     public var speed: Double
     public var tokensPerSecond: Double
     public var modelSHA256: String?
@@ -113,7 +113,7 @@ public struct Telemetry: Codable, Sendable, Equatable {
     /// budget, which the node's own refusal (`kv_full`) guarantees.
     public var kvPeakBytes: Double?
     /// KV bytes reserved per owning scheduler (its events queue), so that each scheduler can tell
-    /// its own admissions the node already counts from those still on their way (DESIGN.md §7).
+    /// its own admissions the node already counts from those still on their way (docs/design.md §7).
     public var kvReservedBytes: [String: Double]?
     /// Batches run since the previous heartbeat.
     public var batches: Batches?
@@ -121,7 +121,7 @@ public struct Telemetry: Codable, Sendable, Equatable {
     /// steps): what ARTS prices a queued step at on this node.
     public var stepSeconds: Double?
     /// EWMA of a batch's predicted seconds over those of its steps run one by one (0…1): how much
-    /// batching shares the node's time among sequences (DESIGN.md §7 under batching).
+    /// batching shares the node's time among sequences (docs/design.md §7 under batching).
     public var batchShare: Double?
 
     public init(

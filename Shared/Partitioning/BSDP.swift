@@ -1,7 +1,7 @@
 import Profiles
 
 /// BSDP: the partition into one non-empty contiguous range per tier that minimises the pipeline
-/// bottleneck of DESIGN.md §6, ties broken by idle latency, then by the lexicographically smallest
+/// bottleneck of docs/design.md §6, ties broken by idle latency, then by the lexicographically smallest
 /// cuts.
 ///
 /// Why it is exact: a range's tier time grows with the range (more work, fewer nodes with room), so

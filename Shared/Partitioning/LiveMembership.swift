@@ -1,7 +1,7 @@
 import Profiles
 
 /// The stage-worker nodes alive right now, as their heartbeats describe them, folded into the
-/// tiers of a topology file (DESIGN.md §2, §9).
+/// tiers of a topology file (docs/design.md §2, §9).
 ///
 /// The file names the tiers, their links and the nodes expected for offline planning; once a tier
 /// has been heard from, it is described by its live nodes alone: nodes added by scaling count with
@@ -18,7 +18,7 @@ public struct LiveMembership: Sendable {
         public var device: String?
         /// The figures the node advertises (its real or emulated device).
         public var nominal: DeviceFigures
-        /// Measured / predicted work rate (DESIGN.md §7): 1 until measured.
+        /// Measured / predicted work rate (docs/design.md §7): 1 until measured.
         public var speed: Double
         /// The plan version the node serves, if any.
         public var planVersion: Int64?
@@ -59,7 +59,7 @@ public struct LiveMembership: Sendable {
         var lastSeen: Double
     }
 
-    /// How long a node may stay silent before it is out (3 heartbeat intervals by DESIGN.md §7).
+    /// How long a node may stay silent before it is out (3 heartbeat intervals by docs/design.md §7).
     public let silenceSeconds: Double
     private var entries: [String: Entry] = [:]
     private var heardTiers: Set<String> = []

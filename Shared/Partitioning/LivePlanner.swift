@@ -1,6 +1,6 @@
 import Profiles
 
-/// The planner service's pure core (DESIGN.md §9): plans once the service starts, folds live
+/// The planner service's pure core (docs/design.md §9): plans once the service starts, folds live
 /// nodes into the topology as their heartbeats arrive, and decides — through a `ReplanMonitor` —
 /// when measured speeds or membership have moved the predicted bottleneck far enough, for long
 /// enough, to publish a new plan. Every decision comes with the reason to log.

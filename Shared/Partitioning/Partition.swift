@@ -1,6 +1,6 @@
 import Profiles
 
-/// How blocks are assigned to tiers (DESIGN.md §6).
+/// How blocks are assigned to tiers (docs/design.md §6).
 public enum PartitionPolicy: String, Sendable, Hashable, CaseIterable {
     /// The exact minimiser of the pipeline bottleneck, with every tier non-empty.
     case bsdp

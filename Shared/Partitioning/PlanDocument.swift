@@ -1,7 +1,7 @@
 import JSON
 import Profiles
 
-/// A plan as it travels (DESIGN.md §4): a partition with its predictions, stamped with a version,
+/// A plan as it travels (docs/design.md §4): a partition with its predictions, stamped with a version,
 /// its creation time, the model and the workload it was made for. `hyperion plan --json` prints it
 /// and the planner service publishes it on `hyperion.plan`.
 public struct PlanDocument: Sendable, Hashable {

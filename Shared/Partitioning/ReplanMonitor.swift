@@ -1,4 +1,4 @@
-/// Decides when live figures justify a new plan (DESIGN.md §9): the bottleneck predicted from
+/// Decides when live figures justify a new plan (docs/design.md §9): the bottleneck predicted from
 /// measured speeds and current membership must differ from the published plan's by more than a
 /// threshold, continuously for a sustain period, before the planner re-plans. Hysteresis keeps a
 /// drift hovering at the threshold from flapping, and a cool-down spaces re-plans out.

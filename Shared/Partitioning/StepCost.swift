@@ -27,7 +27,7 @@ public struct StepShape: Sendable, Hashable {
     public static func decode(context: Int) -> StepShape { StepShape(kind: .decode, position: context, tokens: 1) }
 
     /// Positions the step's attention reads, summed over its tokens: the token at position `q`
-    /// reads positions `0...q` (DESIGN.md §8), so `n` tokens from `p` read `n·p + n(n+1)/2`.
+    /// reads positions `0...q` (docs/design.md §8), so `n` tokens from `p` read `n·p + n(n+1)/2`.
     public var attendedPositions: Double {
         let n = Double(tokens)
         return n * Double(position) + n * (n + 1) / 2
@@ -224,6 +224,6 @@ public struct StepCostModel: Sendable {
 extension StageStepCost {
     /// Decode steps of a request that generates `outputTokens`: the first token comes from the
     /// last prefill chunk's final row, each further one from a decode step (as the scheduler
-    /// drives it, DESIGN.md §8). The §6 objective counts `O` decode steps; this is `O − 1`.
+    /// drives it, docs/design.md §8). The §6 objective counts `O` decode steps; this is `O − 1`.
     public static func decodeSteps(outputTokens: Int) -> Int { max(0, outputTokens - 1) }
 }

@@ -7,7 +7,8 @@ import Profiles
 /// `hyperion plan` and the `partition-planner` service, so both read them alike and refuse bad
 /// values with the same messages.
 ///
-/// Numbers are read as text and checked in `resolve`, so every bad value is reported naming its
+/// Numbers are read as text (a value such as "-5" too, rather than as a flag) and checked in
+/// `resolve`, so every bad value is reported naming its
 /// flag (or environment variable) and the caller exits 2, rather than the parser's own 64.
 public struct PlanningOptions: ParsableArguments {
     @Option(
@@ -22,26 +23,26 @@ public struct PlanningOptions: ParsableArguments {
     @Option(help: ArgumentHelp("bsdp (optimal, the default), gpipe or heft (baselines).", valueName: "policy"))
     public var partition: String?
 
-    @Option(name: .customLong("prompt-tokens"), help: ArgumentHelp("Mean prompt tokens P (default 512).", valueName: "P"))
+    @Option(name: .customLong("prompt-tokens"), parsing: .unconditional, help: ArgumentHelp("Mean prompt tokens P (default 512).", valueName: "P"))
     public var promptTokens: String?
 
-    @Option(name: .customLong("output-tokens"), help: ArgumentHelp("Mean generated tokens O (default 128).", valueName: "O"))
+    @Option(name: .customLong("output-tokens"), parsing: .unconditional, help: ArgumentHelp("Mean generated tokens O (default 128).", valueName: "O"))
     public var outputTokens: String?
 
     @Option(
-        name: .customLong("prefill-chunk"),
+        name: .customLong("prefill-chunk"), parsing: .unconditional,
         help: ArgumentHelp("Prompt tokens per prefill step K; weights are read once per chunk (default 512).", valueName: "K"))
     public var prefillChunk: String?
 
     @Option(
-        name: .customLong("decode-batch"),
+        name: .customLong("decode-batch"), parsing: .unconditional,
         help: ArgumentHelp("Sequences decoded together B; weights are read once per batch (default 1).", valueName: "B"))
     public var decodeBatch: String?
 
-    @Option(help: ArgumentHelp("Context tokens of KV cache reserved per sequence X (default 2048).", valueName: "X"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Context tokens of KV cache reserved per sequence X (default 2048).", valueName: "X"))
     public var context: String?
 
-    @Option(help: ArgumentHelp("Sequences per node the KV reserve is sized for S (default 1).", valueName: "S"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Sequences per node the KV reserve is sized for S (default 1).", valueName: "S"))
     public var concurrency: String?
 
     @Option(

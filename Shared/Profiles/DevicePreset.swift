@@ -1,4 +1,4 @@
-/// A device's nominal figures: what the roofline of DESIGN.md §5–6 needs to predict step times.
+/// A device's nominal figures: what the roofline of docs/design.md §5–6 needs to predict step times.
 public struct DeviceFigures: Sendable, Hashable {
     /// Effective FLOP/s for the model's matrix multiplications (> 0).
     public var flops: Double
@@ -73,7 +73,7 @@ public enum DevicePreset: String, Sendable, CaseIterable {
 
 extension DeviceFigures {
     /// The figures of a node running at `speed` × its nominal rate (telemetry's measured/predicted
-    /// ratio, DESIGN.md §7): compute and bandwidth scale, memory does not.
+    /// ratio, docs/design.md §7): compute and bandwidth scale, memory does not.
     public func scaled(bySpeed speed: Double) -> DeviceFigures {
         guard speed.isFinite, speed > 0 else { return self }
         return DeviceFigures(

@@ -1,7 +1,7 @@
 import JSON
 
 /// The cost of one part of a model (a decoder block, the embedding or the head) per token, in the
-/// units the planner's roofline needs (DESIGN.md §5).
+/// units the planner's roofline needs (docs/design.md §5).
 public struct LayerCost: Sendable, Hashable {
     /// FLOPs per prompt token during prefill (2 per multiply-add).
     public var prefillFlopsPerToken: Double

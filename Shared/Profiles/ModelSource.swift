@@ -2,7 +2,7 @@ import Foundation
 import Inference
 
 /// Where a model profile comes from, as a user names it (`--model`): a preset (`phi-3-medium`,
-/// `phi-3-medium:q4_0`), a GGUF file, or a custom JSON profile (DESIGN.md §6).
+/// `phi-3-medium:q4_0`), a GGUF file, or a custom JSON profile (docs/design.md §6).
 ///
 /// Presets and GGUF files give a shape whose decode FLOPs depend on the workload's context, so the
 /// profile is made per workload; a custom profile is fixed.

@@ -27,7 +27,7 @@ public struct Scenario: Sendable {
     /// Seconds between two heartbeats of a node (what the scheduler's view of it lags by).
     public var heartbeatSeconds: Double
     public var batching: Batching
-    /// A request that finds no route for this long ends as failed (DESIGN.md §4 `deadline_s`).
+    /// A request that finds no route for this long ends as failed (docs/design.md §4 `deadline_s`).
     public var deadlineSeconds: Double
 
     public static let defaultSystems = ["hyperion", "gpipe", "heft"]

@@ -1,7 +1,7 @@
 import JSON
 
 /// The tiers a model is cut across, in pipeline order (edge → fog → cloud), with the nodes
-/// expected in each and the links between consecutive tiers (DESIGN.md §6).
+/// expected in each and the links between consecutive tiers (docs/design.md §6).
 public struct Topology: Sendable, Hashable {
     public var tiers: [Tier]
     /// Latency of the path from the last tier back to the scheduler, when it is not the sum of the

@@ -1,5 +1,5 @@
 /// The public configuration of a Llama-family decoder (grouped-query attention, SwiGLU FFN), from
-/// which a model profile follows by the counting conventions of DESIGN.md §5.
+/// which a model profile follows by the counting conventions of docs/design.md §5.
 ///
 /// Only matrix multiplications are counted (2 FLOPs per multiply-add): norms, RoPE and softmax are
 /// a fraction of a percent of the work at these sizes and would only make two implementations
@@ -19,7 +19,7 @@ public struct TransformerShape: Sendable, Hashable {
     public var dtype: WeightDType
     /// Bytes per element of the KV cache (2: f16, the usual cache type).
     public var kvBytesPerElement: Double
-    /// Bytes per element of the activations sent between stages (4: f32, DESIGN.md §4).
+    /// Bytes per element of the activations sent between stages (4: f32, docs/design.md §4).
     public var activationBytesPerElement: Double
     /// Measured weight bytes per block, embedding and head (from a GGUF tensor table); when nil the
     /// bytes follow from the parameter counts and `dtype`.

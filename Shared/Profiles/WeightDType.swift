@@ -1,5 +1,5 @@
 /// How a model's weights are stored, which fixes the bytes each weight costs in memory and in
-/// memory traffic (DESIGN.md §5: a quantised block of 32 weights carries its scale, hence 34/32 for
+/// memory traffic (docs/design.md §5: a quantised block of 32 weights carries its scale, hence 34/32 for
 /// q8_0, 20/32 for q4_1, 18/32 for q4_0).
 public enum WeightDType: String, Sendable, Hashable, CaseIterable {
     case f32

@@ -1,6 +1,6 @@
 import JSON
 
-/// The traffic a plan is optimised for (DESIGN.md §6): mean prompt and output lengths, how
+/// The traffic a plan is optimised for (docs/design.md §6): mean prompt and output lengths, how
 /// prompts are chunked, how decode steps are batched, and the KV reserve every node must hold.
 ///
 /// Decode FLOPs of a transformer depend on the context length, so model profiles are evaluated

@@ -1,4 +1,4 @@
-/// What a node learns from the batches it runs, for ARTS under continuous batching (DESIGN.md §7):
+/// What a node learns from the batches it runs, for ARTS under continuous batching (docs/design.md §7):
 /// predicted seconds per step as the node batches them, and how much batching shares its time.
 ///
 /// Both are EWMAs over batches of the step-time model's figures (`StageStepCost`): a batch's

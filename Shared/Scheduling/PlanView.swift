@@ -1,5 +1,5 @@
 /// What the scheduler needs of a plan: its version, the tier of each stage, and the cost model
-/// that prices a request on a node (DESIGN.md §5–7).
+/// that prices a request on a node (docs/design.md §5–7).
 public struct PlanView: Sendable {
     public var version: Int64
     /// Tier name of each stage, in pipeline order.

@@ -1,4 +1,4 @@
-/// How requests are mapped to one node per stage (DESIGN.md §6 "Policies", §7).
+/// How requests are mapped to one node per stage (docs/design.md §6 "Policies", §7).
 public enum RoutingPolicy: String, Sendable, CaseIterable {
     /// ARTS: least `(backlog + work) / measured speed`, from live queue depth and telemetry.
     case arts

@@ -94,7 +94,7 @@ public struct SchedulerSettings: Sendable {
     }
 }
 
-/// The scheduler as a pure state machine (DESIGN.md §7, §8, §10): events in, directives out.
+/// The scheduler as a pure state machine (docs/design.md §7, §8, §10): events in, directives out.
 ///
 /// It owns every admitted request from admission to its final reply: it routes it, sends its
 /// prefill chunks and decode steps, streams tokens, applies stop rules, deadlines and cancels,
@@ -213,7 +213,7 @@ public struct SchedulerCore: Sendable {
 
     /// The channel the requests were taken from is gone: the broker has put them back on ingress
     /// for some scheduler to redo, so relaying them further would only serve them twice. Drops
-    /// every request without a reply and cancels its attempts' caches (DESIGN.md §10).
+    /// every request without a reply and cancels its attempts' caches (docs/design.md §10).
     public mutating func abandonAll() -> [SchedulerDirective] {
         let dropped = requests.keys.sorted().compactMap { requests.removeValue(forKey: $0) }
         waiting.removeAll()

@@ -99,7 +99,7 @@ public enum StageOutput: Sendable, Equatable {
     case sampled(schedulerQueue: String, SampledEvent)
 }
 
-/// A stage worker's step handling as a pure state machine (DESIGN.md §4, §8): validation,
+/// A stage worker's step handling as a pure state machine (docs/design.md §4, §8): validation,
 /// KV-cache bookkeeping by position, batches of distinct requests, control messages, draining.
 public struct StageCore: Sendable {
     public private(set) var settings: StageSettings
@@ -314,7 +314,7 @@ public struct StageCore: Sendable {
     }
 }
 
-/// Measured speed (DESIGN.md §7): an EWMA of predicted seconds of the work run over the busy
+/// Measured speed (docs/design.md §7): an EWMA of predicted seconds of the work run over the busy
 /// seconds it took, so a slowed or memory-bound node reads below 1.
 public struct SpeedMeter: Sendable {
     public private(set) var speed: Double = 1

@@ -1,7 +1,7 @@
 import AMQP
 import Messages
 
-/// The shared broker objects of DESIGN.md §3, declared identically by every service so that
+/// The shared broker objects of docs/design.md §3, declared identically by every service so that
 /// whichever starts first creates them and the rest agree (RabbitMQ refuses a redeclaration with
 /// different arguments).
 public enum BrokerObjects {
@@ -75,7 +75,7 @@ public enum BrokerObjects {
         try await connection.bind(.queue(name, to: Names.Exchange.internal, routingKey: name))
     }
 
-    /// Declares an emulated link's queue (DESIGN.md §11). Both the `link-emulator` and the workers
+    /// Declares an emulated link's queue (docs/design.md §11). Both the `link-emulator` and the workers
     /// that send through it declare it, so nothing sent before the link process starts is lost;
     /// it outlives a link process's restart (not auto-delete), which then resumes the backlog.
     public static func declareLinkQueue(_ name: String, on connection: AMQPConnection) async throws(AMQPError) {
@@ -94,7 +94,7 @@ public enum BrokerObjects {
         try await connection.bind(.queue(name, to: exchange, routingKey: routingKey))
     }
 
-    /// Dead-letters a message with a reason (DESIGN.md §3): publish it to `hyperion.dead` with
+    /// Dead-letters a message with a reason (docs/design.md §3): publish it to `hyperion.dead` with
     /// `x-hyperion-error`, confirmed; the caller then acks the original.
     public static func deadLetter(_ message: AMQPMessage, reason: String, on connection: AMQPConnection) async throws(AMQPError) {
         var copy = message

@@ -1,7 +1,7 @@
 import AMQP
 import Messages
 
-/// Step headers as AMQP field tables (DESIGN.md §4), in one place for every sender and receiver.
+/// Step headers as AMQP field tables (docs/design.md §4), in one place for every sender and receiver.
 extension StepHeader {
     /// The header table of a step message.
     public var amqpHeaders: AMQPTable {

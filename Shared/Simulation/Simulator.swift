@@ -2,7 +2,7 @@ import Partitioning
 import Profiles
 import Scheduling
 
-/// The discrete-event simulator of DESIGN.md §11: nodes, queues, batches, links, sticky routes and
+/// The discrete-event simulator of docs/design.md §11: nodes, queues, batches, links, sticky routes and
 /// the decode loop, with requests routed by the same `Router` the scheduler service uses.
 ///
 /// What it models, as the services do it:

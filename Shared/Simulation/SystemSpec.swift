@@ -2,7 +2,7 @@ import Partitioning
 import Scheduling
 
 /// A system under comparison: how the model is partitioned and how requests are routed
-/// (DESIGN.md §6 "Policies"). `hyperion` = bsdp+arts, `gpipe` = gpipe+round-robin,
+/// (docs/design.md §6 "Policies"). `hyperion` = bsdp+arts, `gpipe` = gpipe+round-robin,
 /// `heft` = heft+heft; any other pair is written `partition+routing` (`bsdp+round-robin`).
 public struct SystemSpec: Sendable, Hashable, CustomStringConvertible {
     public var name: String

@@ -47,8 +47,16 @@ struct AMQPURLTests {
     }
 
     @Test func badTLSOptionsAreNamed() {
-        #expect(throws: AMQPError.invalidURL(url: "amqp://u:***@h/?cacertfile=/ca.pem", reason: "query: TLS parameters need an amqps:// URL")) {
+        #expect(
+            throws: AMQPError.invalidURL(
+                url: "amqp://u:***@h/?cacertfile=/ca.pem",
+                reason: "query: cacertfile, certfile, keyfile, verify are TLS parameters: they need an amqps:// URL")
+        ) {
             try AMQPURL("amqp://u:secret@h/?cacertfile=/ca.pem")
+        }
+        // A parameter nobody reads is named as unknown, not blamed on the scheme.
+        #expect(throws: AMQPError.invalidURL(url: "amqp://h/?heartbeat=10", reason: "query: unknown parameter 'heartbeat' (known: cacertfile, certfile, keyfile, verify)")) {
+            try AMQPURL("amqp://h/?heartbeat=10")
         }
         #expect(throws: AMQPError.invalidURL(url: "amqps://h?cafile=x", reason: "query: unknown parameter 'cafile' (known: cacertfile, certfile, keyfile, verify)")) {
             try AMQPURL("amqps://h?cafile=x")

@@ -1,6 +1,6 @@
 """Checks the broker users of scripts/broker-users against a real RabbitMQ node.
 
-Each service user performs the operations DESIGN.md §3 gives it (declaring its objects, publishing,
+Each service user performs the operations docs/design.md §3 gives it (declaring its objects, publishing,
 consuming, RPC over direct reply-to), and the broker must refuse what §12 forbids: a client writing
 anywhere but the ingress and cancel exchanges or reading another client's queues, a worker writing
 to the default exchange, any service publishing telemetry under another's routing key.

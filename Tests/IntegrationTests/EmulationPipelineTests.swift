@@ -4,7 +4,7 @@ import IntegrationSupport
 import Messages
 import Testing
 
-/// An emulated cluster (DESIGN.md §11) on the real broker: Phi-3-medium on a Jetson Orin Nano,
+/// An emulated cluster (docs/design.md §11) on the real broker: Phi-3-medium on a Jetson Orin Nano,
 /// a T4 and an A100, every tier a profile-executor worker, every link a `link-emulator` process.
 @Suite("Emulated tiers and links end to end", .serialized)
 struct EmulationPipelineTests {

@@ -4,7 +4,7 @@ import IntegrationSupport
 import Messages
 import Testing
 
-/// Faults injected into the running system (DESIGN.md §10): a worker and a scheduler killed with
+/// Faults injected into the running system (docs/design.md §10): a worker and a scheduler killed with
 /// SIGKILL mid-run, the broker application stopped and started, a client that vanishes. Each
 /// test counts the requests in flight when the fault hit, the results, and what was lost.
 @Suite("Faults: nothing lost, nothing doubled", .serialized)

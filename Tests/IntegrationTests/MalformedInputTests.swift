@@ -5,7 +5,7 @@ import JSON
 import Messages
 import Testing
 
-/// Bad input at every consumer of the running system (DESIGN.md §10): thousands of malformed
+/// Bad input at every consumer of the running system (docs/design.md §10): thousands of malformed
 /// messages at ingress, cancel, the stage queues (steps and control), the scheduler's events queue,
 /// telemetry, plans and plan.get, with valid requests in between. Every process keeps serving, the
 /// valid requests give exactly the tokens of a run without the flood, every malformed request

@@ -4,7 +4,7 @@ import Testing
 
 import Partitioning
 
-@Suite("Plan JSON (DESIGN.md §4)")
+@Suite("Plan JSON (docs/design.md §4)")
 struct PlanDocumentTests {
     static func samplePlan() throws -> (PlanDocument, Topology) {
         var rng = SeededGenerator(seed: 42)

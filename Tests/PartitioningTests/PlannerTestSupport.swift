@@ -117,7 +117,7 @@ enum RandomInstances {
 }
 
 /// Every partition into non-empty contiguous ranges, scored by the shared objective: the least
-/// bottleneck, then the least idle latency among those within 1e-9 of it (DESIGN.md §6).
+/// bottleneck, then the least idle latency among those within 1e-9 of it (docs/design.md §6).
 enum BruteForce {
     static func best(_ instance: Instance) -> Partition? {
         let costs = instance.costs

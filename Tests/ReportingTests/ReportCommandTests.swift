@@ -72,11 +72,28 @@ struct ReportCommandTests {
         #expect(page.components(separatedBy: "<svg ").count - 1 >= 10)
     }
 
+    @Test("--live takes the files a shell glob expands to, several after one flag")
+    func liveGlob() throws {
+        let directory = try Self.scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let first = directory.appendingPathComponent("live-a.json")
+        let second = directory.appendingPathComponent("live-b.json")
+        try Data(Self.live.utf8).write(to: first)
+        try Data(Self.live.utf8).write(to: second)
+        let html = directory.appendingPathComponent("report.html")
+        let run = try Self.hyperion(["report", "--skip-simulation", "--live", first.path, second.path, "--out", html.path])
+        #expect(run.status == 0, "\(run.stderr)")
+        let page = try String(contentsOf: html, encoding: .utf8)
+        #expect(page.contains("Live results read from \(first.path)") && page.contains("Live results read from \(second.path)"))
+    }
+
     @Test("bad flags and unreadable files exit 2 with the reason", arguments: [
         (["report", "--requests", "0"], "--requests"),
         (["report", "--scenarios", Self.drift, "--systems", "hyperion,fastest"], "unknown system 'fastest'"),
         (["report", "--scenarios", "/nonexistent/scenario.json"], "/nonexistent/scenario.json"),
         (["report", "--simulated", "/nonexistent/results.json"], "/nonexistent/results.json"),
+        (["report", "--skip-simulation"], "--skip-simulation leaves nothing to report"),
+        (["report", "--requests", "-5"], "--requests"),
     ])
     func refusals(arguments: [String], reason: String) throws {
         let run = try Self.hyperion(arguments + ["--out", FileManager.default.temporaryDirectory.appendingPathComponent("unused-report.html").path])

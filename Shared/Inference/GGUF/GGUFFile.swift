@@ -54,6 +54,9 @@ public final class GGUFFile: @unchecked Sendable {
         fileBytes = buffer.count
         var reader = ByteReader(buffer: buffer)
 
+        guard buffer.count >= 4 else {
+            throw GGUFError(context: "header", reason: "not a GGUF file (\(buffer.count) bytes, shorter than the 4-byte magic \"GGUF\")")
+        }
         let magic = try reader.bytes(4, what: "magic")
         guard Array(magic) == Array("GGUF".utf8) else {
             throw GGUFError(
