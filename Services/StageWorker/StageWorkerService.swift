@@ -561,6 +561,7 @@ final class StageWorkerService: @unchecked Sendable {
         switch outcome.results {
         case .failure(let error):
             logger.error("batch of \(outcome.steps.count) failed: \(error)")
+            core.batchFailed(outcome.steps)
             for step in outcome.steps {
                 apply(.refuse(
                     deliveryTag: step.deliveryTag, schedulerQueue: step.header.scheduler,

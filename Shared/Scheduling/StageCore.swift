@@ -130,6 +130,9 @@ public struct StageCore: Sendable {
     private var reservations: [CacheKey: (tokens: Int, scheduler: String, since: Double, version: Int64)] = [:]
     /// The most KV bytes reserved at once so far.
     public private(set) var kvPeakBytes = 0.0
+    /// Where each attempt's step in the running batch ends, with its version: a request's next
+    /// prefill chunk may arrive while its previous one computes.
+    private var running: [CacheKey: (end: Int, version: Int64)] = [:]
     /// Attempts cancelled recently, with when: their late steps are dropped silently.
     private var cancelled: [CacheKey: Double] = [:]
 
@@ -197,6 +200,7 @@ public struct StageCore: Sendable {
     /// grace period; returns their versions (the shell unloads their blocks).
     public mutating func retireReplaced(now: Double) -> [Int64] {
         var busy = Set(caches.values.map(\.version))
+        busy.formUnion(running.values.map(\.version))
         busy.formUnion(reservations.values.map(\.version))
         busy.formUnion(queued.map(\.header.planVersion))
         let retired = replaced.filter { version, entry in
@@ -280,6 +284,7 @@ public struct StageCore: Sendable {
     /// Positions an attempt will hold after its queued steps run (nil: no cache and none queued).
     private func heldAfterQueue(_ cache: CacheKey) -> Int? {
         var held = caches[cache]?.held
+        if let end = running[cache]?.end { held = max(held ?? 0, end) }
         for step in queued where step.cache == cache {
             held = max(held ?? 0, step.header.position + step.header.tokenCount)
         }
@@ -308,7 +313,15 @@ public struct StageCore: Sendable {
             keys.insert(step.header.key)
         }
         queued = remaining
+        for step in batch {
+            running[step.cache] = (step.header.position + step.header.tokenCount, step.header.planVersion)
+        }
         return batch
+    }
+
+    /// The steps of a batch that failed as a whole: they hold nothing (their requests fail over).
+    public mutating func batchFailed(_ steps: [QueuedStep]) {
+        for step in steps { running[step.cache] = nil }
     }
 
     /// A step of the last batch was computed. Records its cache positions and says where its
@@ -321,6 +334,7 @@ public struct StageCore: Sendable {
         _ step: QueuedStep, sampledToken: Int32?, logprob: Double? = nil, computeSeconds: Double, now: Double
     ) -> StageOutput? {
         let header = step.header
+        running[step.cache] = nil
         if cancelled[step.cache] != nil { return nil }
         let end = header.position + header.tokenCount
         caches[step.cache] = (max(caches[step.cache]?.held ?? 0, end), now, header.planVersion)

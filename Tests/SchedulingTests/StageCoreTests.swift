@@ -156,6 +156,19 @@ struct StageCoreTests {
         #expect(refusal(stage.receive(step(key: "c", position: 0, tokens: 1, tag: 5), now: 501)) == .planMismatch)
     }
 
+    @Test("a prompt's next prefill chunk arriving while its previous chunk computes is queued, not refused")
+    func chunkDuringBatch() {
+        var stage = core(budget: 10_000)
+        #expect(stage.receive(step(key: "long", position: 0, tokens: 8, reserve: 20), now: 0).isEmpty)
+        let first = stage.nextBatch()
+        #expect(first.count == 1)
+        // The second chunk arrives while the first runs: it starts where the first ends.
+        #expect(stage.receive(step(key: "long", position: 8, tokens: 4, tag: 2), now: 0).isEmpty)
+        #expect(refusal(stage.receive(step(key: "long", position: 13, tokens: 1, tag: 3), now: 0)) == .missingCache)
+        _ = stage.completed(first[0], sampledToken: nil, computeSeconds: 0, now: 1)
+        #expect(stage.nextBatch().map(\.header.position) == [8])
+    }
+
     @Test("a replaced plan takes new keys during its grace period only, and retires after it when idle")
     func replacedGrace() {
         var stage = core()
