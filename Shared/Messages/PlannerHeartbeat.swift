@@ -9,7 +9,7 @@ public struct PlannerHeartbeat: Codable, Sendable, Equatable {
     public var planVersion: Int64?
     /// Worker nodes heard from within the silence window.
     public var liveNodes: Int
-    /// Whether a drift of the predicted bottleneck is being watched (a re-plan may follow).
+    /// Whether a better plan is being watched through its dwell time (a re-plan may follow).
     public var drifting: Bool
     /// Seconds since the Unix epoch at the sender.
     public var timestamp: Double

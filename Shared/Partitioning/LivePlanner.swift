@@ -35,7 +35,7 @@ public struct LivePlanner: Sendable {
         /// Publish this new plan; `reason` says why it replaces the previous one.
         case publish(CurrentPlan, reason: String)
         /// Keep the current plan (or none, while nothing fits). `notable` marks a reason worth an
-        /// info-level log line: a drift starting or ending, or a new reason for having no plan.
+        /// info-level log line: a gain starting or ending, a switch checked, or a new reason for having no plan.
         case keep(reason: String, notable: Bool)
     }
 
@@ -95,7 +95,7 @@ public struct LivePlanner: Sendable {
     }
 
     /// Drops silent nodes, re-plans on the live topology and decides whether to publish.
-    /// `now` is monotonic seconds (for silence and sustain periods), `wallMilliseconds` stamps a
+    /// `now` is monotonic seconds (for silence, dwell and check periods), `wallMilliseconds` stamps a
     /// new plan's version.
     public mutating func evaluate(at now: Double, wallMilliseconds: Int64) -> (changes: [LiveMembership.Change], directive: Directive) {
         let changes = membership.expire(at: now)
