@@ -33,11 +33,13 @@ struct BenchLoadCommand: AsyncParsableCommand {
             hyperion.telemetry; without it utilisation is left out), with the mean batch size.
 
             Against a running system: HYPERION_AMQP_URL or --amqp-url (as `hyperion generate`); the \
-            scheduler's --max-in-flight bounds what it serves at once (default 8). With \
+            scheduler's --max-in-flight bounds what it serves at once (default 32). With \
             --local-cluster the command starts its own planner, one stage worker per tier \
-            (edge, fog, cloud) and a scheduler from the executables beside it on that broker, as \
-            `hyperion bench pipeline` does (it refuses a broker where another Hyperion serves), \
-            with --max-batch-steps, --batch-wait-ms, --threads, --routing and --partition passed on.
+            (edge, fog, cloud) and a scheduler from the executables beside it on that broker, \
+            configured as scripts/up starts them (re-planning on, the scheduler's defaults; it \
+            refuses a broker where another Hyperion serves), with --max-batch-steps, \
+            --batch-wait-ms, --threads, --routing and --partition passed on. Failures are printed \
+            by reason.
 
             --json prints {"results":[{"system","workload","rate"|"concurrency","mean_latency_s", \
             "p95_latency_s","mean_ttft_s","tokens_per_s","utilization":{tier:0..1},"completed", \
@@ -207,7 +209,6 @@ struct BenchLoadCommand: AsyncParsableCommand {
             let folder = FileManager.default.temporaryDirectory.appendingPathComponent("hyperion-bench-load-\(ProcessEnvironment.uuid().prefix(8))")
             try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
             directory = folder
-            let most = points.map { if case .concurrency(let clients) = $0 { clients } else { 64 } }.max() ?? 64
             progress("starting partition-planner, edge/fog/cloud stage workers (\(threads) thread\(threads == 1 ? "" : "s"), batches of up to \(maxBatchSteps)) and a scheduler (\(routing)) on \(AMQPURL.redacted(amqpURL))")
             do {
                 cluster = try await PipelineBenchCluster.start(
@@ -215,7 +216,7 @@ struct BenchLoadCommand: AsyncParsableCommand {
                     workerThreads: threads, directory: folder, telemetry: connection, registry: registry,
                     plannerArguments: ["--partition", partition],
                     workerArguments: ["--max-batch-steps", "\(maxBatchSteps)", "--batch-wait-ms", "\(batchWaitMs)"],
-                    schedulerArguments: ["--routing", routing, "--max-in-flight", "\(max(8, most * 2))"])
+                    schedulerArguments: ["--routing", routing])
             } catch {
                 printError("\(error)\n(logs kept in \(folder.path))")
                 throw ExitCode.failure
@@ -281,18 +282,24 @@ struct BenchLoadCommand: AsyncParsableCommand {
 
     private func printTable(_ results: [LoadPointResult]) {
         print("hyperion bench load: system \(system), workload \(workloadLabel) (\(lengths) lengths around \(promptTokens) prompt + \(outputTokens) output tokens), \(Self.format(duration, 0)) s per point after \(Self.format(warmUp, 0)) s warm-up")
-        print("load             done  fail  tokens/s  TTFT mean/p95 ms   ITL p50/p95 ms   latency mean/p95 s  queue ms  batch  utilisation")
+        print("load             done  fail  tokens/s  TTFT mean/p95 ms   ITL p50/p95/max ms     latency mean/p95 s  queue ms  batch  utilisation")
         for result in results {
             let utilisation = result.tierUtilization.map { "\($0.name) \(Self.format($0.fraction * 100, 0))%" }.joined(separator: " ")
             print([
                 Self.pad(result.point.description, 17), Self.pad("\(result.completed)", 6), Self.pad("\(result.failed)", 6),
                 Self.pad(Self.format(result.tokensPerSecond, 1), 10),
                 Self.pad("\(Self.format(result.meanTTFTSeconds * 1000, 0))/\(Self.format(result.p95TTFTSeconds * 1000, 0))", 19),
-                Self.pad("\(Self.format(result.p50InterTokenSeconds * 1000, 1))/\(Self.format(result.p95InterTokenSeconds * 1000, 1))", 17),
+                Self.pad("\(Self.format(result.p50InterTokenSeconds * 1000, 1))/\(Self.format(result.p95InterTokenSeconds * 1000, 1))/\(Self.format(result.maxInterTokenSeconds * 1000, 0))", 23),
                 Self.pad("\(Self.format(result.meanLatencySeconds, 2))/\(Self.format(result.p95LatencySeconds, 2))", 20),
                 Self.pad(Self.format(result.meanQueueSeconds * 1000, 1), 10),
                 Self.pad(result.meanBatchSteps.map { Self.format($0, 1) } ?? "-", 7), utilisation,
             ].joined())
+        }
+        for result in results where !result.failureReasons.isEmpty {
+            print("failures at \(result.point), by reason:")
+            for (reason, count) in result.failureReasons.sorted(by: { ($1.value, $0.key) < ($0.value, $1.key) }) {
+                print("  \(count) × \(reason)")
+            }
         }
         if let first = results.first, let last = results.last, results.count > 1, first.tokensPerSecond > 0 {
             print("tokens/s at \(last.point) = \(Self.format(last.tokensPerSecond / first.tokensPerSecond, 2))× that at \(first.point)")
@@ -547,6 +554,10 @@ struct LoadPointResult {
     var completed: Int
     var failed: Int
     var failures: [String: Int]
+    /// Failures by their full reason (code and message), for the table and the JSON.
+    var failureReasons: [String: Int]
+    /// The longest wait between two tokens of one request.
+    var maxInterTokenSeconds: Double
     var meanLatencySeconds: Double
     var p50LatencySeconds: Double
     var p95LatencySeconds: Double
@@ -572,6 +583,7 @@ struct LoadPointResult {
         completed = done.count
         failed = measured.count - done.count
         failures = Dictionary(measured.compactMap(\.failure).map { ($0.split(separator: ":").first.map(String.init) ?? $0, 1) }, uniquingKeysWith: +)
+        failureReasons = Dictionary(measured.compactMap(\.failure).map { (String($0.prefix(200)), 1) }, uniquingKeysWith: +)
         func mean(_ values: [Double]) -> Double { values.isEmpty ? 0 : values.reduce(0, +) / Double(values.count) }
         func percentile(_ values: [Double], _ fraction: Double) -> Double {
             let sorted = values.sorted()
@@ -589,6 +601,7 @@ struct LoadPointResult {
         p95TTFTSeconds = percentile(ttfts, 0.95)
         p50InterTokenSeconds = percentile(gaps, 0.5)
         p95InterTokenSeconds = percentile(gaps, 0.95)
+        maxInterTokenSeconds = gaps.max() ?? 0
         meanQueueSeconds = mean(done.compactMap { $0.result?.timings.queueSeconds })
         let span = max(window.end - window.start, 1e-9)
         let tokensInWindow = records.reduce(0) { $0 + $1.tokenArrivals.filter { $0 >= window.start && $0 < window.end }.count }
@@ -619,7 +632,8 @@ struct LoadPointResult {
     var summaryLine: String {
         let f = BenchLoadCommand.format
         return "\(completed) done, \(failed) failed, \(f(tokensPerSecond, 1)) tok/s, TTFT mean \(f(meanTTFTSeconds * 1000, 0)) ms, "
-            + "ITL p50 \(f(p50InterTokenSeconds * 1000, 1)) ms p95 \(f(p95InterTokenSeconds * 1000, 1)) ms, latency mean \(f(meanLatencySeconds, 2)) s"
+            + "ITL p50 \(f(p50InterTokenSeconds * 1000, 1)) ms p95 \(f(p95InterTokenSeconds * 1000, 1)) ms max \(f(maxInterTokenSeconds * 1000, 0)) ms, "
+            + "latency mean \(f(meanLatencySeconds, 2)) s"
             + (meanBatchSteps.map { ", mean batch \(f($0, 1)) steps" } ?? "")
     }
 
@@ -650,6 +664,8 @@ struct LoadPointResult {
             ("mean_queue_s", .double(meanQueueSeconds)),
             ("mean_batch_steps", meanBatchSteps.map(JSONValue.double) ?? .null),
             ("failures", .object(JSONObject(failures.sorted { $0.key < $1.key }.map { ($0.key, JSONValue.int(Int64($0.value))) }))),
+            ("failure_reasons", .object(JSONObject(failureReasons.sorted { $0.key < $1.key }.map { ($0.key, JSONValue.int(Int64($0.value))) }))),
+            ("max_inter_token_s", .double(maxInterTokenSeconds)),
         ]
         return .object(JSONObject(fields))
     }

@@ -50,7 +50,7 @@ final class PipelineBenchCluster {
         do {
             try cluster.launch(
                 "partition-planner", binaries: binaries, amqpURL: amqpURL,
-                arguments: ["--model", modelPath, "--topology", topology.path, "--replan-threshold", "1000"] + plannerArguments)
+                arguments: ["--model", modelPath, "--topology", topology.path] + plannerArguments)
             for (tier, node) in zip(tierNames, cluster.nodeIDs) {
                 try cluster.launch(
                     "stage-worker", label: node, binaries: binaries, amqpURL: amqpURL,

@@ -44,9 +44,11 @@ struct StatusCommand: AsyncParsableCommand {
         defer { Task { await connection.close() } }
 
         var beats: [String: Telemetry] = [:]
+        var planner: PlannerHeartbeat?
         do {
             let queue = try await connection.declare(AMQPQueue(name: "", durable: false, exclusive: true, autoDelete: true))
             try await connection.bind(.queue(queue.name, to: Names.Exchange.telemetry, routingKey: "worker.#"))
+            try await connection.bind(.queue(queue.name, to: Names.Exchange.telemetry, routingKey: Names.RoutingKey.plannerTelemetry))
             let consumer = try await connection.consume(queue: queue.name, prefetchCount: 0, noAck: true)
             let stop = Task {
                 try? await Task.sleep(for: .seconds(listen))
@@ -54,7 +56,11 @@ struct StatusCommand: AsyncParsableCommand {
             }
             defer { stop.cancel() }
             for try await delivery in consumer {
-                if let beat = try? decodeMessage(Telemetry.self, from: delivery.body) { beats[beat.node] = beat }
+                if let beat = try? decodeMessage(Telemetry.self, from: delivery.body) {
+                    beats[beat.node] = beat
+                } else if let beat = try? decodeMessage(PlannerHeartbeat.self, from: delivery.body) {
+                    planner = beat
+                }
             }
         } catch {
             printError("cannot listen to telemetry: \(error)")
@@ -79,11 +85,15 @@ struct StatusCommand: AsyncParsableCommand {
         let nodes = beats.values.sorted { ($0.tier, $0.node) < ($1.tier, $1.node) }
         if json {
             let nodeValues = nodes.compactMap { try? JSONCoding.encodeValue($0) }
-            print(JSONValue.object(JSONObject([("plan", planValue), ("nodes", .array(nodeValues))])).serialized(pretty: true))
+            let plannerValue = planner.flatMap { try? JSONCoding.encodeValue($0) } ?? .null
+            print(JSONValue.object(JSONObject([("plan", planValue), ("planner", plannerValue), ("nodes", .array(nodeValues))])).serialized(pretty: true))
             return
         }
         if let plan = try? PlanDocument.parse(planValue) {
-            print("plan \(plan.version) (\(plan.partition.policy.rawValue)), model \(plan.modelName); bottleneck \(format(plan.partition.bottleneckSeconds)) s per request")
+            print("plan \(plan.version) (\(plan.partition.policy.rawValue)), model \(plan.modelName); bottleneck \(format(plan.partition.bottleneckSeconds)) s per request as planned")
+            if let live = planner?.liveBottleneckSeconds, planner?.planVersion == plan.version {
+                print("  on the nodes' measured compute speeds: \(format(live)) s per request")
+            }
             for stage in plan.partition.stages {
                 print("  \(stage.tierName.padding(8))blocks \(stage.firstBlock)...\(stage.lastBlock)")
             }

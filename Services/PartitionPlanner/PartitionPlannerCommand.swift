@@ -24,16 +24,17 @@ struct PartitionPlannerCommand: AsyncParsableCommand {
             Live membership: worker heartbeats (hyperion.telemetry, worker.<tier>.<node>) replace a \
             tier's expected nodes from the topology file once the tier is heard from. Nodes added by \
             scaling count with the figures they report; a node silent for 3 heartbeat intervals is \
-            out; a node's measured speed scales its figures. Malformed telemetry goes to \
-            hyperion.dead with the reason.
+            out; a node's compute speed (compute_speed, smoothed over minutes, once its confidence \
+            reaches 0.5) scales its figures. Malformed telemetry goes to hyperion.dead with the reason.
 
-            Re-planning: on every heartbeat the planner compares the bottleneck predicted on live \
-            figures (the current cuts re-scored, and a fresh plan) with the published plan's. A \
-            change above --replan-threshold that lasts --replan-sustain-seconds (and ends only below \
-            --replan-exit-threshold: hysteresis) publishes a new plan, at most once per \
-            --replan-cooldown-seconds; a stage left with no live node that can serve it re-plans at \
-            once. The log says why each plan was made and when a drift starts and ends. If no \
-            partition fits the live nodes, the current plan stays: workers and schedulers keep it.
+            Re-planning: on every heartbeat the planner scores the plan in force and a fresh plan on \
+            the same live figures. The fresh plan is published only when it is better by \
+            --replan-threshold continuously for --replan-dwell-seconds and the plan in force is that \
+            old; cuts abandoned in the last 30 minutes need --replan-return-threshold. \
+            --replan-verify-seconds after a switch, a plan that realised a worse bottleneck than the \
+            one it replaced is rolled back. A stage left with no live node that can serve it \
+            re-plans at once. The log gives every decision with its figures. If no partition fits \
+            the live nodes, the current plan stays: workers and schedulers keep it.
 
             Plan versions are epoch milliseconds at creation, never lower than one past any version \
             the planner published or saw a worker serve, so they grow across restarts. After a \
@@ -41,8 +42,8 @@ struct PartitionPlannerCommand: AsyncParsableCommand {
 
             Every flag defaults to its environment variable (HYPERION_AMQP_URL, HYPERION_MODEL, \
             HYPERION_TOPOLOGY, HYPERION_PARTITION, HYPERION_WORKLOAD, HYPERION_PROMPT_TOKENS, …, \
-            HYPERION_REPLAN_THRESHOLD, HYPERION_REPLAN_EXIT_THRESHOLD, HYPERION_REPLAN_SUSTAIN_SECONDS, \
-            HYPERION_REPLAN_COOLDOWN_SECONDS, HYPERION_HEARTBEAT_SECONDS, HYPERION_LOG_LEVEL); an empty \
+            HYPERION_REPLAN_THRESHOLD, HYPERION_REPLAN_DWELL_SECONDS, HYPERION_REPLAN_RETURN_THRESHOLD, \
+            HYPERION_REPLAN_VERIFY_SECONDS, HYPERION_HEARTBEAT_SECONDS, HYPERION_LOG_LEVEL); an empty \
             variable counts as unset. Exit codes: 0 after a signal, 1 broker unusable, 2 bad input.
 
             Examples:
@@ -50,7 +51,7 @@ struct PartitionPlannerCommand: AsyncParsableCommand {
                 --topology examples/local-topology.json
               export HYPERION_MODEL=phi-3-medium:q4_0
               export HYPERION_TOPOLOGY=examples/paper-testbed.json
-              partition-planner --replan-threshold 0.2 --replan-sustain-seconds 30
+              partition-planner --replan-threshold 0.3 --replan-dwell-seconds 300
             """
     )
 
@@ -65,23 +66,28 @@ struct PartitionPlannerCommand: AsyncParsableCommand {
 
     @Option(
         name: .customLong("replan-threshold"),
-        help: ArgumentHelp("Relative change of the predicted bottleneck that starts a drift (default 0.15).", valueName: "fraction"))
+        help: ArgumentHelp(
+            "Least predicted gain of a new plan's bottleneck over the plan in force, on the same live figures (default 0.2).",
+            valueName: "fraction"))
     var replanThreshold: String?
 
     @Option(
-        name: .customLong("replan-exit-threshold"),
-        help: ArgumentHelp("Change below which a drift is over (default 2/3 of the threshold).", valueName: "fraction"))
-    var replanExitThreshold: String?
+        name: .customLong("replan-dwell-seconds"),
+        help: ArgumentHelp(
+            "How long the gain must last, and the least age of a plan before it is replaced (default 180).", valueName: "seconds"))
+    var replanDwellSeconds: String?
 
     @Option(
-        name: .customLong("replan-sustain-seconds"),
-        help: ArgumentHelp("How long a drift must last before it re-plans (default 10).", valueName: "seconds"))
-    var replanSustainSeconds: String?
+        name: .customLong("replan-return-threshold"),
+        help: ArgumentHelp("Least gain to go back to cuts abandoned in the last 30 minutes (default 0.5).", valueName: "fraction"))
+    var replanReturnThreshold: String?
 
     @Option(
-        name: .customLong("replan-cooldown-seconds"),
-        help: ArgumentHelp("Least time between two drift re-plans, counted from the last plan (default 30).", valueName: "seconds"))
-    var replanCooldownSeconds: String?
+        name: .customLong("replan-verify-seconds"),
+        help: ArgumentHelp(
+            "When a switch is checked against the plan it replaced, and rolled back if it realised worse (default 120).",
+            valueName: "seconds"))
+    var replanVerifySeconds: String?
 
     @Option(
         name: .customLong("heartbeat-seconds"),
@@ -135,16 +141,15 @@ struct PartitionPlannerCommand: AsyncParsableCommand {
         } catch {
             throw BadInput(message: "\(amqpURL == nil ? "HYPERION_AMQP_URL" : "--amqp-url"): \(error)")
         }
-        let threshold = try number(replanThreshold, "--replan-threshold", "HYPERION_REPLAN_THRESHOLD", default: 0.15)
+        let threshold = try number(replanThreshold, "--replan-threshold", "HYPERION_REPLAN_THRESHOLD", default: 0.2)
         guard threshold > 0 else { throw BadInput(message: "--replan-threshold: expected a number > 0") }
-        let exit = try number(
-            replanExitThreshold, "--replan-exit-threshold", "HYPERION_REPLAN_EXIT_THRESHOLD", default: threshold * 2 / 3)
-        guard exit <= threshold else {
-            throw BadInput(message: "--replan-exit-threshold: \(exit) is above --replan-threshold \(threshold) (no hysteresis)")
+        let dwell = try number(replanDwellSeconds, "--replan-dwell-seconds", "HYPERION_REPLAN_DWELL_SECONDS", default: 180)
+        let returning = try number(
+            replanReturnThreshold, "--replan-return-threshold", "HYPERION_REPLAN_RETURN_THRESHOLD", default: max(0.5, threshold))
+        guard returning >= threshold else {
+            throw BadInput(message: "--replan-return-threshold: \(returning) is below --replan-threshold \(threshold)")
         }
-        let sustain = try number(replanSustainSeconds, "--replan-sustain-seconds", "HYPERION_REPLAN_SUSTAIN_SECONDS", default: 10)
-        let cooldown = try number(
-            replanCooldownSeconds, "--replan-cooldown-seconds", "HYPERION_REPLAN_COOLDOWN_SECONDS", default: 30)
+        let verify = try number(replanVerifySeconds, "--replan-verify-seconds", "HYPERION_REPLAN_VERIFY_SECONDS", default: 120)
         let heartbeat = try number(heartbeatSeconds, "--heartbeat-seconds", "HYPERION_HEARTBEAT_SECONDS", default: 1)
         guard heartbeat > 0 else { throw BadInput(message: "--heartbeat-seconds: expected a number > 0") }
 
@@ -159,8 +164,8 @@ struct PartitionPlannerCommand: AsyncParsableCommand {
         }
         let settings = PartitionPlannerSettings(
             amqpURL: url, input: input,
-            replan: ReplanMonitor.Policy(
-                enterFraction: threshold, exitFraction: exit, sustainSeconds: sustain, cooldownSeconds: cooldown),
+            replan: ReplanController.Policy(
+                marginFraction: threshold, dwellSeconds: dwell, returnMarginFraction: returning, verifySeconds: verify),
             heartbeatSeconds: heartbeat, plannerID: ProcessEnvironment.defaultNodeID())
         return (settings, level)
     }

@@ -12,7 +12,7 @@ import ServiceSupport
 struct PartitionPlannerSettings: Sendable {
     var amqpURL: AMQPURL
     var input: PlanningInput
-    var replan: ReplanMonitor.Policy
+    var replan: ReplanController.Policy
     /// The heartbeat interval of every process: the planner's own, and the one it expects from
     /// workers (a node silent for 3 intervals is out).
     var heartbeatSeconds: Double
@@ -265,7 +265,7 @@ final class PartitionPlannerService {
     private func publishHeartbeat(on connection: AMQPConnection, wallSeconds: Double) async {
         let heartbeat = PlannerHeartbeat(
             instance: instance, planVersion: core.current?.version, liveNodes: core.membership.liveNodeIDs.count,
-            drifting: core.isDrifting, timestamp: wallSeconds)
+            drifting: core.isDrifting, timestamp: wallSeconds, liveBottleneckSeconds: core.liveBottleneckSeconds)
         let message = AMQPMessage(body: encodeMessage(heartbeat), properties: AMQPProperties(contentType: Names.ContentType.json))
         do {
             try await connection.publish(message, exchange: Names.Exchange.telemetry, routingKey: Names.RoutingKey.plannerTelemetry)
@@ -328,7 +328,8 @@ final class PartitionPlannerService {
             nominal: DeviceFigures(
                 flops: telemetry.nominal.flops, memoryBandwidthBytesPerSecond: telemetry.nominal.memoryBandwidthBytesPerSecond,
                 memoryBytes: telemetry.nominal.memoryBytes),
-            speed: telemetry.speed, planVersion: telemetry.planVersion)
+            speed: telemetry.speed, planVersion: telemetry.planVersion, computeSpeed: telemetry.computeSpeed,
+            computeConfidence: telemetry.computeConfidence)
         if let change = core.record(heartbeat, at: Clock.monotonicSeconds()) {
             logger.info("membership: \(change)", metadata: ["speed": "\(telemetry.speed)", "state": "\(telemetry.state.rawValue)"])
         }

@@ -28,7 +28,7 @@ struct SchedulerCommand: AsyncParsableCommand {
     var routing: String = ProcessEnvironment.string("HYPERION_ROUTING") ?? "arts"
 
     @Option(help: "Requests held at once: the ingress prefetch (HYPERION_MAX_IN_FLIGHT).")
-    var maxInFlight: Int = ProcessEnvironment.string("HYPERION_MAX_IN_FLIGHT").flatMap { Int($0) } ?? 8
+    var maxInFlight: Int = ProcessEnvironment.string("HYPERION_MAX_IN_FLIGHT").flatMap { Int($0) } ?? 32
 
     @Option(help: "GGUF model file, for its tokenizer and context window (HYPERION_MODEL).")
     var model: String = ProcessEnvironment.string("HYPERION_MODEL") ?? "models/SmolLM2-135M-Instruct.Q4_1.gguf"

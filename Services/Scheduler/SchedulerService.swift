@@ -87,6 +87,8 @@ final class SchedulerService: @unchecked Sendable {
     private var heldBack = 0
     /// Finishing requests (result confirm, then ingress ack) still in progress.
     private let finishing = Atomic<Int>(0)
+    /// Error replies logged in the current window, and those left out of the log.
+    private var errorLog = ErrorReplyLog()
     private var inbound: AMQPConnection?
     private var outbound: AMQPConnection?
     private var depthConnection: AMQPConnection?
@@ -452,6 +454,13 @@ final class SchedulerService: @unchecked Sendable {
                 Task { try? await outbound.publish(message, exchange: Names.Exchange.internal, routingKey: queue) }
             case .finish(let completion):
                 if retainPerRequest > 0 { retained.append([UInt8](repeating: 0xA5, count: retainPerRequest)) }
+                if case .error(let error) = completion.reply {
+                    let (log, left) = errorLog.admit(now: Clock.monotonicSeconds())
+                    if log {
+                        let more = left > 0 ? " (\(left) more error replies since the last one logged)" : ""
+                        logger.warning("request \(error.id) failed: \(error.code.rawValue): \(error.message)\(more)")
+                    }
+                }
                 let delivery = ingressDeliveries.removeValue(forKey: completion.ingressTag)
                 let logger = logger
                 finishing.add(1, ordering: .relaxed)
@@ -506,5 +515,30 @@ final class SchedulerService: @unchecked Sendable {
             }
             events.yield(.depths(depths))
         }
+    }
+}
+
+/// Rate limit for logging error replies: at most `perWindow` lines per `windowSeconds`; the
+/// replies left out are counted into the next line logged.
+struct ErrorReplyLog {
+    var perWindow = 10
+    var windowSeconds = 10.0
+    private var windowStart = -Double.infinity
+    private var logged = 0
+    private var left = 0
+
+    /// Whether to log this reply, and how many were left out before it.
+    mutating func admit(now: Double) -> (log: Bool, leftOut: Int) {
+        if now - windowStart >= windowSeconds {
+            windowStart = now
+            logged = 0
+        }
+        guard logged < perWindow else {
+            left += 1
+            return (false, 0)
+        }
+        logged += 1
+        defer { left = 0 }
+        return (true, left)
     }
 }

@@ -70,6 +70,9 @@ private struct BatchOutcome: Sendable {
     var steps: [QueuedStep]
     var results: Result<[ExecutorResult], InferenceError>
     var busySeconds: Double
+    /// The compute thread's own time for the batch: CPU seconds over the threads that ran it,
+    /// never above the wall time (waits for a core shared with other processes left out).
+    var computeSeconds: Double
     var finishedAt: Double
 }
 
@@ -87,10 +90,16 @@ final class StageWorkerService: @unchecked Sendable {
     private var profileSource: ModelSource?
     private var modelSHA256 = ""
     private var costs: StepCostModel?
+    /// The executor of the newest plan; `executors` holds one per plan version served (a
+    /// replaced version keeps its blocks until its keys are released; equal ranges share one).
     private var executor: (any StageExecutor)?
+    private var executors: [Int64: any StageExecutor] = [:]
     private var core: StageCore?
+    /// The newest plan; `plans` holds every version served.
     private var plan: PlanDocument?
-    private var pendingPlan: PlanDocument?
+    private var plans: [Int64: PlanDocument] = [:]
+    /// The emulated device's KV budget for the newest plan (profile executor).
+    private var emulatedKVBudget: Double?
     private var computing = false
     private var batchRequested = false
     private var draining = false
@@ -98,6 +107,8 @@ final class StageWorkerService: @unchecked Sendable {
     private var deliveries: [UInt64: AMQPDelivery] = [:]
     private var nextTag: UInt64 = 0
     private var speed = SpeedMeter()
+    /// The compute speed planning trusts (apart from `speed`, which routing uses).
+    private var computeSpeed = ComputeSpeedMeter()
     private var batchMeter = BatchMeter()
     private var batchesInInterval = Telemetry.Batches()
     private var busyInInterval = 0.0
@@ -161,6 +172,7 @@ final class StageWorkerService: @unchecked Sendable {
                 logger.error("consumer of \(name) ended; exiting")
                 throw StageWorkerError(description: "the broker cancelled the consumer of \(name)")
             }
+            await retireReplacedPlans()
             requestBatch()
             if draining, isIdle || Clock.monotonicSeconds() > drainDeadline {
                 logger.info("drained; exiting", metadata: ["held": "\(core?.activeSequences ?? 0)"])
@@ -241,30 +253,51 @@ final class StageWorkerService: @unchecked Sendable {
             logger.error("plan \(document.version) has no stage for tier \(settings.tier); waiting for another")
             return
         }
-        if core == nil {
-            await adopt(document)
-        } else {
-            pendingPlan = document
-            core?.drain()
-            logger.info("plan \(document.version) arrived; finishing held requests before switching")
-            await switchPlanIfDrained()
+        // New keys take the new plan at once; the keys held on the old one finish on it.
+        await adopt(document)
+    }
+
+    /// Unloads the replaced plan versions whose keys are all released (checked after every
+    /// event, so releasing the last held key frees its blocks at once).
+    private func retireReplacedPlans() async {
+        guard var core, !core.replaced.isEmpty else { return }
+        let retired = core.retireReplaced(now: Clock.monotonicSeconds())
+        guard !retired.isEmpty else { return }
+        for version in retired {
+            executors[version] = nil
+            plans[version] = nil
         }
+        core.setKVBudget(kvBudget())
+        self.core = core
+        logger.info("plan \(retired.map(String.init).joined(separator: ", ")) released its last request; serving plan \(core.assignment.planVersion) alone")
     }
 
-    private func switchPlanIfDrained() async {
-        guard let next = pendingPlan, !computing, core?.queued.isEmpty ?? true, (core?.activeSequences ?? 0) == 0 else { return }
-        pendingPlan = nil
-        await adopt(next)
+    /// What the advertised memory leaves for KV caches beside the weights of every block range
+    /// loaded (the newest plan's and those of replaced plans still held), capped by `--kv-budget-bytes`.
+    private func kvBudget() -> Double {
+        var seen: [ObjectIdentifier: Double] = [:]
+        for (version, executor) in executors {
+            seen[ObjectIdentifier(executor)] = weightBytes(of: version)
+        }
+        let memory = settings.executor == .profile ? (emulatedKVBudget ?? settings.nominal.memoryBytes) : settings.nominal.memoryBytes
+        let weights = settings.executor == .profile ? 0 : seen.values.reduce(0, +)
+        return max(0, min(memory - weights, settings.kvBudgetBytes ?? .infinity))
     }
 
-    /// Loads the tier's range of `document` (reusing the executor when the range is unchanged) and
-    /// starts serving it.
+    /// Weight bytes of this tier's blocks in a plan version served.
+    private func weightBytes(of version: Int64) -> Double {
+        guard let model, let stage = plans[version]?.partition.stages.first(where: { $0.tierName == settings.tier }) else { return 0 }
+        return Double(model.weightBytes(blocks: stage.firstBlock..<(stage.lastBlock + 1)))
+    }
+
+    /// Loads the tier's range of `document` (reusing an executor already loaded with that range)
+    /// and serves it for new keys; keys held on earlier plans stay on theirs.
     private func adopt(_ document: PlanDocument) async {
         guard let stageIndex = document.partition.stages.firstIndex(where: { $0.tierName == settings.tier }) else { return }
         if settings.executor == .profile {
             guard let emulated = emulatedExecutor(for: document.partition.stages[stageIndex], of: document) else { return }
-            executor = emulated.executor
-            await serve(document, stageIndex: stageIndex, kvBudgetBytes: emulated.kvBudgetBytes)
+            emulatedKVBudget = emulated.kvBudgetBytes
+            await serve(document, stageIndex: stageIndex, executor: emulated.executor)
             return
         }
         guard let model else { return }
@@ -274,10 +307,12 @@ final class StageWorkerService: @unchecked Sendable {
             logger.error("plan \(document.version) gives tier \(settings.tier) blocks \(stage.firstBlock)...\(stage.lastBlock) (\(Int(weights)) bytes), more than this node's \(Int(settings.nominal.memoryBytes)) bytes")
             return
         }
-        let reuse = plan.map { old in
-            old.partition.stages.first { $0.tierName == settings.tier }.map { $0.firstBlock == stage.firstBlock && $0.lastBlock == stage.lastBlock } ?? false
-        } ?? false
-        if !reuse {
+        let loaded = executors.first { version, _ in
+            plans[version]?.partition.stages.first { $0.tierName == settings.tier }
+                .map { $0.firstBlock == stage.firstBlock && $0.lastBlock == stage.lastBlock } ?? false
+        }?.value
+        var chosen: (any StageExecutor)? = loaded
+        if chosen == nil {
             let threads = settings.threads
             let built: Result<RealExecutor, InferenceError> = await computeThread.run {
                 do { return .success(try RealExecutor(model: model, firstBlock: stage.firstBlock, lastBlock: stage.lastBlock, threads: threads)) }
@@ -285,13 +320,14 @@ final class StageWorkerService: @unchecked Sendable {
                 catch { return .failure(InferenceError(code: "load", message: "\(error)")) }
             }
             switch built {
-            case .success(let real): executor = real
+            case .success(let real): chosen = real
             case .failure(let error):
                 logger.error("cannot load blocks \(stage.firstBlock)...\(stage.lastBlock): \(error)")
                 return
             }
         }
-        await serve(document, stageIndex: stageIndex, kvBudgetBytes: settings.nominal.memoryBytes - weights)
+        guard let chosen else { return }
+        await serve(document, stageIndex: stageIndex, executor: chosen)
     }
 
     /// The profile executor for `stage`, or nil (logged) when its blocks do not fit the emulated
@@ -312,20 +348,24 @@ final class StageWorkerService: @unchecked Sendable {
         }
     }
 
-    /// Starts serving `document` with the executor in place.
-    private func serve(_ document: PlanDocument, stageIndex: Int, kvBudgetBytes: Double) async {
-        guard let executor else { return }
+    /// Serves `document` for new keys with `executor`.
+    private func serve(_ document: PlanDocument, stageIndex: Int, executor: any StageExecutor) async {
         let stage = document.partition.stages[stageIndex]
         let assignment = StageAssignment(
             planVersion: document.version, stage: stageIndex, stageCount: document.partition.stages.count,
             hiddenSize: executor.hiddenSize, kvBytesPerToken: executor.kvBytesPerToken)
+        let previous = plan?.version
+        plans[document.version] = document
+        executors[document.version] = executor
+        self.executor = executor
+        let kvBudgetBytes = kvBudget()
         if var core {
-            for directive in core.reassign(assignment, kvBudgetBytes: min(kvBudgetBytes, settings.kvBudgetBytes ?? .infinity)) { apply(directive) }
+            core.reassign(assignment, kvBudgetBytes: kvBudgetBytes, now: Clock.monotonicSeconds())
             self.core = core
         } else {
             core = StageCore(
                 settings: StageSettings(
-                    node: settings.nodeID, queue: settings.queue, kvBudgetBytes: min(kvBudgetBytes, settings.kvBudgetBytes ?? .infinity),
+                    node: settings.nodeID, queue: settings.queue, kvBudgetBytes: kvBudgetBytes,
                     maxBatchSteps: settings.maxBatchSteps, maxBatchTokens: settings.maxBatchTokens,
                     idleCacheSeconds: settings.idleCacheSeconds, contextTokens: model?.config.contextLength,
                     vocabularySize: model?.config.vocabularySize),
@@ -333,7 +373,9 @@ final class StageWorkerService: @unchecked Sendable {
         }
         plan = document
         let blockCount = model?.config.blockCount ?? costs?.blockCount ?? 0
-        logger.info("serving plan \(document.version): blocks \(stage.firstBlock)...\(stage.lastBlock) of \(blockCount), stage \(stageIndex + 1) of \(document.partition.stages.count)\(settings.executor == .profile ? ", emulated (\(settings.timeScale.note))" : "")")
+        let held = core?.replacedSequences ?? 0
+        let keeping = previous != nil && held > 0 ? "; \(held) requests held on plan \(previous!) finish on it" : ""
+        logger.info("serving plan \(document.version)\(keeping): blocks \(stage.firstBlock)...\(stage.lastBlock) of \(blockCount), stage \(stageIndex + 1) of \(document.partition.stages.count)\(settings.executor == .profile ? ", emulated (\(settings.timeScale.note))" : "")")
         if stageConsumer == nil { await startServing() }
         await publishTelemetry(state: .serving)
     }
@@ -396,7 +438,11 @@ final class StageWorkerService: @unchecked Sendable {
                 AMQPMessage(body: encodeMessage(error), properties: AMQPProperties(contentType: Names.ContentType.json)),
                 routingKey: schedulerQueue, delivery: delivery)
         case .freeCache(let cache):
-            if let executor { computeThread.submit { executor.release(cache) } }
+            // The cache lives in the executor of its plan version; releasing it elsewhere is a no-op.
+            var seen = Set<ObjectIdentifier>()
+            for executor in executors.values where seen.insert(ObjectIdentifier(executor)).inserted {
+                computeThread.submit { executor.release(cache) }
+            }
         }
     }
 
@@ -462,10 +508,10 @@ final class StageWorkerService: @unchecked Sendable {
     }
 
     private func startBatchIfIdle() {
-        guard !computing, var core, let executor, let events else { return }
+        guard !computing, var core, let events else { return }
         let batch = core.nextBatch()
         self.core = core
-        guard !batch.isEmpty else { return }
+        guard let version = batch.first?.header.planVersion, let executor = executors[version] ?? self.executor else { return }
         computing = true
         let readsInputs = executor.readsInputs
         let inputs = batch.map { step in
@@ -479,8 +525,11 @@ final class StageWorkerService: @unchecked Sendable {
                 sampling: step.header.sampling)
         }
         let slowdown = settings.slowdown
+        let threads = Double(max(1, settings.threads))
+        let measuresCPU = settings.executor == .real
         computeThread.submit {
             let start = Clock.monotonicSeconds()
+            let cpuStart = Clock.processCPUSeconds()
             let results: Result<[ExecutorResult], InferenceError>
             do {
                 results = .success(try executor.run(inputs))
@@ -490,13 +539,17 @@ final class StageWorkerService: @unchecked Sendable {
                 results = .failure(InferenceError(code: "internal", message: "\(error)"))
             }
             var elapsed = Clock.monotonicSeconds() - start
+            // A profile executor holds (sleeps) for its emulated time: that hold is its compute.
+            var compute = measuresCPU ? min(elapsed, (Clock.processCPUSeconds() - cpuStart) / threads) : elapsed
             if slowdown > 1 {
                 // Stretch the computation without changing what the node advertises.
                 let extra = elapsed * (slowdown - 1)
                 sleepThread(seconds: extra)
                 elapsed += extra
+                compute *= slowdown
             }
-            events.yield(.batchDone(BatchOutcome(steps: batch, results: results, busySeconds: elapsed, finishedAt: Clock.monotonicSeconds())))
+            events.yield(.batchDone(BatchOutcome(
+                steps: batch, results: results, busySeconds: elapsed, computeSeconds: compute, finishedAt: Clock.monotonicSeconds())))
         }
     }
 
@@ -508,6 +561,7 @@ final class StageWorkerService: @unchecked Sendable {
         switch outcome.results {
         case .failure(let error):
             logger.error("batch of \(outcome.steps.count) failed: \(error)")
+            core.batchFailed(outcome.steps)
             for step in outcome.steps {
                 apply(.refuse(
                     deliveryTag: step.deliveryTag, schedulerQueue: step.header.scheduler,
@@ -516,6 +570,9 @@ final class StageWorkerService: @unchecked Sendable {
         case .success(let results):
             // Busy time in the emulated device's seconds, so a time-scaled node still reads speed 1.
             speed.record(predictedSeconds: predictedSeconds(outcome.steps), busySeconds: settings.timeScale.emulatedSeconds(wall: outcome.busySeconds))
+            computeSpeed.record(
+                predictedSeconds: predictedSeconds(outcome.steps),
+                computeSeconds: settings.timeScale.emulatedSeconds(wall: outcome.computeSeconds), at: outcome.finishedAt)
             tokensInInterval += totalTokens
             batchMeter.record(predictedSeconds: predictedSeconds(outcome.steps), aloneSeconds: aloneSeconds(outcome.steps), steps: outcome.steps.count)
             batchesInInterval.record(steps: outcome.steps.count, tokens: totalTokens, computeSeconds: outcome.busySeconds)
@@ -546,13 +603,12 @@ final class StageWorkerService: @unchecked Sendable {
             }
         }
         self.core = core
-        await switchPlanIfDrained()
     }
 
     /// Roofline seconds of a batch on this node's advertised device (docs/design.md §5, §7): what the
     /// measured speed compares the busy time with.
     private func predictedSeconds(_ batch: [QueuedStep]) -> Double {
-        guard let costs, let plan, let stage = plan.partition.stages.first(where: { $0.tierName == settings.tier }) else { return 0 }
+        guard let costs, let version = batch.first?.header.planVersion, let plan = plans[version] ?? plan, let stage = plan.partition.stages.first(where: { $0.tierName == settings.tier }) else { return 0 }
         let cost = costs.stage(firstBlock: stage.firstBlock, lastBlock: stage.lastBlock, holdsEmbedding: stage.holdsEmbedding, holdsHead: stage.holdsHead)
         let shapes = batch.map { step in
             StepShape(kind: step.header.kind == .prefill ? .prefill : .decode, position: step.header.position, tokens: step.header.tokenCount)
@@ -563,7 +619,7 @@ final class StageWorkerService: @unchecked Sendable {
     /// Roofline seconds of a batch's steps each run alone: with `predictedSeconds`, how much
     /// batching shares this node's time (`BatchMeter`).
     private func aloneSeconds(_ batch: [QueuedStep]) -> Double {
-        guard let costs, let plan, let stage = plan.partition.stages.first(where: { $0.tierName == settings.tier }) else { return 0 }
+        guard let costs, let version = batch.first?.header.planVersion, let plan = plans[version] ?? plan, let stage = plan.partition.stages.first(where: { $0.tierName == settings.tier }) else { return 0 }
         let cost = costs.stage(firstBlock: stage.firstBlock, lastBlock: stage.lastBlock, holdsEmbedding: stage.holdsEmbedding, holdsHead: stage.holdsHead)
         return batch.reduce(0) { total, step in
             total + cost.seconds(
@@ -580,7 +636,7 @@ final class StageWorkerService: @unchecked Sendable {
             for directive in core.tick(now: now) { apply(directive) }
             self.core = core
         }
-        await publishTelemetry(state: draining || pendingPlan != nil ? .draining : (core == nil ? .loading : .serving))
+        await publishTelemetry(state: draining ? .draining : (core == nil ? .loading : .serving))
     }
 
     private func beginDrain(reason: String) {
@@ -606,7 +662,9 @@ final class StageWorkerService: @unchecked Sendable {
             modelSHA256: modelSHA256.isEmpty ? nil : modelSHA256, timestamp: Clock.wallSeconds(),
             kvBudgetBytes: core?.settings.kvBudgetBytes, kvPeakBytes: core?.kvPeakBytes, kvReservedBytes: core?.kvReservedBytesByScheduler,
             batches: batchesInInterval, stepSeconds: batchMeter.batches > 0 ? batchMeter.stepSeconds : nil,
-            batchShare: batchMeter.batches > 0 ? batchMeter.batchShare : nil)
+            batchShare: batchMeter.batches > 0 ? batchMeter.batchShare : nil,
+            computeSpeed: computeSpeed.confidence > 0 ? max(computeSpeed.speed, 1e-6) : nil,
+            computeConfidence: computeSpeed.confidence > 0 ? computeSpeed.confidence : nil)
         busyInInterval = 0
         tokensInInterval = 0
         batchesInInterval = Telemetry.Batches()

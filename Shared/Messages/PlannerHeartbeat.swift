@@ -9,12 +9,18 @@ public struct PlannerHeartbeat: Codable, Sendable, Equatable {
     public var planVersion: Int64?
     /// Worker nodes heard from within the silence window.
     public var liveNodes: Int
-    /// Whether a drift of the predicted bottleneck is being watched (a re-plan may follow).
+    /// Whether a better plan is being watched through its dwell time (a re-plan may follow).
     public var drifting: Bool
     /// Seconds since the Unix epoch at the sender.
     public var timestamp: Double
+    /// The plan in force scored on the live figures (the nodes' trusted compute speeds): the
+    /// bottleneck per request this machine is predicted to give. Optional: older planners omit it.
+    public var liveBottleneckSeconds: Double?
 
-    public init(instance: String, planVersion: Int64?, liveNodes: Int, drifting: Bool, timestamp: Double) {
+    public init(
+        instance: String, planVersion: Int64?, liveNodes: Int, drifting: Bool, timestamp: Double, liveBottleneckSeconds: Double? = nil
+    ) {
+        self.liveBottleneckSeconds = liveBottleneckSeconds
         self.instance = instance
         self.planVersion = planVersion
         self.liveNodes = liveNodes
@@ -27,6 +33,7 @@ public struct PlannerHeartbeat: Codable, Sendable, Equatable {
         case planVersion = "plan_version"
         case liveNodes = "live_nodes"
         case timestamp = "ts"
+        case liveBottleneckSeconds = "live_bottleneck_s"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -39,6 +46,10 @@ public struct PlannerHeartbeat: Codable, Sendable, Equatable {
         if liveNodes < 0 { throw Wire.invalid(.liveNodes, c, "expected an integer >= 0") }
         drifting = try c.decode(Bool.self, forKey: .drifting)
         timestamp = try c.decode(Double.self, forKey: .timestamp)
+        liveBottleneckSeconds = try c.decodeIfPresent(Double.self, forKey: .liveBottleneckSeconds)
+        if let value = liveBottleneckSeconds, !(value >= 0 && value.isFinite) {
+            throw Wire.invalid(.liveBottleneckSeconds, c, "expected a number >= 0")
+        }
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -50,5 +61,6 @@ public struct PlannerHeartbeat: Codable, Sendable, Equatable {
         try c.encode(liveNodes, forKey: .liveNodes)
         try c.encode(drifting, forKey: .drifting)
         try c.encode(timestamp, forKey: .timestamp)
+        try c.encodeIfPresent(liveBottleneckSeconds, forKey: .liveBottleneckSeconds)
     }
 }

@@ -123,14 +123,22 @@ public struct Telemetry: Codable, Sendable, Equatable {
     /// EWMA of a batch's predicted seconds over those of its steps run one by one (0…1): how much
     /// batching shares the node's time among sequences (docs/design.md §7 under batching).
     public var batchShare: Double?
+    /// The node's compute speed for planning: predicted roofline seconds of its batches over the
+    /// compute seconds they took, smoothed over minutes (`compute_speed`), with its confidence
+    /// 0…1 (`compute_confidence`). Apart from `speed`, which ARTS routes by. Optional: older
+    /// workers omit it and older readers ignore it.
+    public var computeSpeed: Double?
+    public var computeConfidence: Double?
 
     public init(
         node: String, instance: String, tier: String, device: String? = nil, planVersion: Int64?, state: State,
         nominal: Nominal, kvFreeBytes: Double, queueDepth: Int, activeSequences: Int, busyFraction: Double,
         speed: Double, tokensPerSecond: Double, modelSHA256: String?, timestamp: Double, kvBudgetBytes: Double? = nil,
         kvPeakBytes: Double? = nil, kvReservedBytes: [String: Double]? = nil, batches: Batches? = nil, stepSeconds: Double? = nil,
-        batchShare: Double? = nil
+        batchShare: Double? = nil, computeSpeed: Double? = nil, computeConfidence: Double? = nil
     ) {
+        self.computeSpeed = computeSpeed
+        self.computeConfidence = computeConfidence
         self.node = node
         self.instance = instance
         self.tier = tier
@@ -170,6 +178,8 @@ public struct Telemetry: Codable, Sendable, Equatable {
         case batches
         case stepSeconds = "step_s"
         case batchShare = "batch_share"
+        case computeSpeed = "compute_speed"
+        case computeConfidence = "compute_confidence"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -212,6 +222,12 @@ public struct Telemetry: Codable, Sendable, Equatable {
         batches = try c.decodeIfPresent(Batches.self, forKey: .batches)
         batchShare = try c.decodeIfPresent(Double.self, forKey: .batchShare)
         if let share = batchShare, !(share > 0 && share <= 1) { throw Wire.invalid(.batchShare, c, "expected a number in (0, 1]") }
+        computeSpeed = try c.decodeIfPresent(Double.self, forKey: .computeSpeed)
+        if let value = computeSpeed, !(value > 0 && value.isFinite) { throw Wire.invalid(.computeSpeed, c, "expected a number > 0") }
+        computeConfidence = try c.decodeIfPresent(Double.self, forKey: .computeConfidence)
+        if let value = computeConfidence, !(value >= 0 && value <= 1) {
+            throw Wire.invalid(.computeConfidence, c, "expected a number in [0, 1]")
+        }
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -238,5 +254,7 @@ public struct Telemetry: Codable, Sendable, Equatable {
         try c.encodeIfPresent(batches, forKey: .batches)
         try c.encodeIfPresent(stepSeconds, forKey: .stepSeconds)
         try c.encodeIfPresent(batchShare, forKey: .batchShare)
+        try c.encodeIfPresent(computeSpeed, forKey: .computeSpeed)
+        try c.encodeIfPresent(computeConfidence, forKey: .computeConfidence)
     }
 }

@@ -5,8 +5,9 @@ import Profiles
 ///
 /// The file names the tiers, their links and the nodes expected for offline planning; once a tier
 /// has been heard from, it is described by its live nodes alone: nodes added by scaling count with
-/// the figures they report, and a node silent for `silenceSeconds` is out. A measured `speed`
-/// scales a node's figures, so a slowed node weighs less in the plan.
+/// the figures they report, and a node silent for `silenceSeconds` is out. A node's measured
+/// compute speed (`ComputeSpeedMeter`, smoothed over minutes) scales its figures once it is
+/// trusted, so a slowed device weighs less in the plan while load alone does not move it.
 ///
 /// Pure: the caller passes timestamps in seconds on one monotonic clock.
 public struct LiveMembership: Sendable {
@@ -18,14 +19,18 @@ public struct LiveMembership: Sendable {
         public var device: String?
         /// The figures the node advertises (its real or emulated device).
         public var nominal: DeviceFigures
-        /// Measured / predicted work rate (docs/design.md §7): 1 until measured.
+        /// Measured / predicted work rate (docs/design.md §7), the one ARTS routes by: 1 until measured.
         public var speed: Double
         /// The plan version the node serves, if any.
         public var planVersion: Int64?
+        /// The compute speed smoothed over minutes and its confidence (0…1); nil from a node
+        /// that does not report it (an older worker), whose `speed` is used instead.
+        public var computeSpeed: Double?
+        public var computeConfidence: Double?
 
         public init(
             nodeID: String, tierName: String, device: String? = nil, nominal: DeviceFigures, speed: Double,
-            planVersion: Int64? = nil
+            planVersion: Int64? = nil, computeSpeed: Double? = nil, computeConfidence: Double? = nil
         ) {
             self.nodeID = nodeID
             self.tierName = tierName
@@ -33,10 +38,22 @@ public struct LiveMembership: Sendable {
             self.nominal = nominal
             self.speed = speed
             self.planVersion = planVersion
+            self.computeSpeed = computeSpeed
+            self.computeConfidence = computeConfidence
         }
 
-        /// What the planner assumes the node delivers: its nominal figures at its measured speed.
-        public var effectiveFigures: DeviceFigures { nominal.scaled(bySpeed: speed) }
+        /// Least confidence at which a compute speed replaces the nominal figures.
+        public static let trustedConfidence = 0.5
+
+        /// The speed planning assumes: the compute speed once trusted, nominal (1) before; an
+        /// older node's routing speed.
+        public var plannedSpeed: Double {
+            guard let computeSpeed else { return speed }
+            return (computeConfidence ?? 0) >= Self.trustedConfidence && computeSpeed > 0 ? computeSpeed : 1
+        }
+
+        /// What the planner assumes the node delivers: its nominal figures at its planned speed.
+        public var effectiveFigures: DeviceFigures { nominal.scaled(bySpeed: plannedSpeed) }
     }
 
     /// A change of membership, for the log.
@@ -82,6 +99,16 @@ public struct LiveMembership: Sendable {
         if let version = heartbeat.planVersion { highestPlanVersion = max(highestPlanVersion ?? version, version) }
         heardTiers.insert(heartbeat.tierName)
         let previous = entries[heartbeat.nodeID]
+        var heartbeat = heartbeat
+        // A trusted compute speed stays until a trusted one replaces it: an idle spell or a
+        // restart of the node's meter does not send the plan back to nominal figures.
+        if heartbeat.computeSpeed == nil || (heartbeat.computeConfidence ?? 0) < Heartbeat.trustedConfidence,
+            let carried = previous?.heartbeat, carried.computeSpeed != nil,
+            (carried.computeConfidence ?? 0) >= Heartbeat.trustedConfidence
+        {
+            heartbeat.computeSpeed = carried.computeSpeed
+            heartbeat.computeConfidence = carried.computeConfidence
+        }
         entries[heartbeat.nodeID] = Entry(heartbeat: heartbeat, lastSeen: max(now, previous?.lastSeen ?? now))
         guard let previous else { return .joined(node: heartbeat.nodeID, tier: heartbeat.tierName) }
         if previous.heartbeat.tierName != heartbeat.tierName {

@@ -1,9 +1,10 @@
 import Profiles
 
 /// The planner service's pure core (docs/design.md §9): plans once the service starts, folds live
-/// nodes into the topology as their heartbeats arrive, and decides — through a `ReplanMonitor` —
-/// when measured speeds or membership have moved the predicted bottleneck far enough, for long
-/// enough, to publish a new plan. Every decision comes with the reason to log.
+/// nodes into the topology as their heartbeats arrive, and decides — through a `ReplanController`
+/// — when measured compute speeds or membership make other cuts better by a margin that lasts,
+/// and when a switch that made things worse is rolled back. Every decision comes with the reason
+/// to log.
 ///
 /// No clock, broker or file: the service passes heartbeats, monotonic seconds and wall-clock
 /// milliseconds in, and publishes what `evaluate` returns.
@@ -11,11 +12,11 @@ public struct LivePlanner: Sendable {
     /// How the planner decides; the service fills it from its flags.
     public struct Configuration: Sendable, Hashable {
         public var policy: PartitionPolicy
-        public var replan: ReplanMonitor.Policy
+        public var replan: ReplanController.Policy
         /// How long a node may stay silent before it is out (3 heartbeat intervals).
         public var silenceSeconds: Double
 
-        public init(policy: PartitionPolicy, replan: ReplanMonitor.Policy = .init(), silenceSeconds: Double = 3) {
+        public init(policy: PartitionPolicy, replan: ReplanController.Policy = .init(), silenceSeconds: Double = 3) {
             self.policy = policy
             self.replan = replan
             self.silenceSeconds = silenceSeconds
@@ -34,7 +35,7 @@ public struct LivePlanner: Sendable {
         /// Publish this new plan; `reason` says why it replaces the previous one.
         case publish(CurrentPlan, reason: String)
         /// Keep the current plan (or none, while nothing fits). `notable` marks a reason worth an
-        /// info-level log line: a drift starting or ending, or a new reason for having no plan.
+        /// info-level log line: a gain starting or ending, a switch checked, or a new reason for having no plan.
         case keep(reason: String, notable: Bool)
     }
 
@@ -45,9 +46,11 @@ public struct LivePlanner: Sendable {
     public let configuration: Configuration
     public private(set) var membership: LiveMembership
     public private(set) var current: CurrentPlan?
+    /// The plan the current one replaced (what a rollback goes back to).
+    public private(set) var previous: CurrentPlan?
     /// Why there is no plan yet, when planning was tried and nothing fits.
     public private(set) var infeasibility: Infeasibility?
-    private var monitor: ReplanMonitor?
+    private var controller: ReplanController?
     private var highestVersionSeen: Int64 = 0
     private var lastKeepReason: String?
 
@@ -62,8 +65,15 @@ public struct LivePlanner: Sendable {
     /// The topology as the live nodes describe it now.
     public var liveTopology: Topology { membership.fold(into: baseTopology) }
 
-    /// Whether a drift of the predicted bottleneck is being watched (for heartbeats and logs).
-    public var isDrifting: Bool { monitor?.driftSince != nil }
+    /// The plan in force scored on the live figures: what this cluster is predicted to give
+    /// per request now that its nodes' speeds are measured (nil: no plan, or it no longer fits).
+    public var liveBottleneckSeconds: Double? {
+        guard let current else { return nil }
+        return Planner.reevaluate(current.partition, model: model, topology: liveTopology, workload: workload).partition?.bottleneckSeconds
+    }
+
+    /// Whether a better plan is being watched through its dwell time (for heartbeats and logs).
+    public var isDrifting: Bool { controller?.gainSince != nil }
 
     /// Records a worker heartbeat; returns the membership change it makes, if any.
     @discardableResult
@@ -85,7 +95,7 @@ public struct LivePlanner: Sendable {
     }
 
     /// Drops silent nodes, re-plans on the live topology and decides whether to publish.
-    /// `now` is monotonic seconds (for silence and sustain periods), `wallMilliseconds` stamps a
+    /// `now` is monotonic seconds (for silence, dwell and check periods), `wallMilliseconds` stamps a
     /// new plan's version.
     public mutating func evaluate(at now: Double, wallMilliseconds: Int64) -> (changes: [LiveMembership.Change], directive: Directive) {
         let changes = membership.expire(at: now)
@@ -105,44 +115,50 @@ public struct LivePlanner: Sendable {
         }
 
         let rescored = Planner.reevaluate(current.partition, model: model, topology: live, workload: workload)
-        var monitor = self.monitor ?? ReplanMonitor(
-            policy: configuration.replan, referenceBottleneckSeconds: current.partition.bottleneckSeconds, publishedAt: now)
-        let wasDrifting = monitor.driftSince != nil
-        // The plan in force rescored on live figures catches a slowed or lost node; a fresh plan
-        // catches capacity the current cuts cannot use (a fast node joining a lightly loaded tier).
-        // Whichever moved further from the published prediction is the drift.
-        let reference = monitor.referenceBottleneckSeconds
-        let candidates = [rescored.partition?.bottleneckSeconds, fresh.partition?.bottleneckSeconds].compactMap { $0 }
-        let observed = candidates.max { abs($0 - reference) < abs($1 - reference) }
-        let decision = monitor.observe(
-            liveBottleneckSeconds: observed, currentPlanServeable: rescored.partition != nil, at: now)
-        self.monitor = monitor
+        var controller = self.controller ?? ReplanController(policy: configuration.replan, publishedAt: now)
+        // Both plans are scored on the same live figures: a change that slows every node alike
+        // (load, another process) moves both and moves no cut.
+        let inForce = rescored.partition.map { ReplanController.Option(cuts: Self.cuts(of: $0), bottleneckSeconds: $0.bottleneckSeconds) }
+        let candidate = fresh.partition.map { ReplanController.Option(cuts: Self.cuts(of: $0), bottleneckSeconds: $0.bottleneckSeconds) }
+        let replaced = previous.flatMap { Planner.reevaluate($0.partition, model: model, topology: live, workload: workload).partition }
+            .map { ReplanController.Option(cuts: Self.cuts(of: $0), bottleneckSeconds: $0.bottleneckSeconds) }
+        let decision = controller.observe(current: inForce, candidate: candidate, replaced: replaced, at: now)
+        self.controller = controller
 
         switch decision {
-        case .keep(let reason):
-            let drifting = monitor.driftSince != nil
-            return (changes, keep(reason, notable: drifting != wasDrifting))
-        case .replan(let reason):
+        case .keep(let reason, let notable):
+            return (changes, keep(reason, notable: notable))
+        case .switchTo(let reason):
             guard let partition = fresh.partition else {
                 let why = fresh.infeasibility?.reason ?? "no partition"
                 return (changes, keep("\(reason), but no partition fits the live nodes (\(why)); keeping version \(current.version)"))
             }
-            let sameCuts = partition.stages.map(\.tierName) == current.partition.stages.map(\.tierName)
-                && partition.stages.map(\.firstBlock) == current.partition.stages.map(\.firstBlock)
-            let full = sameCuts ? "\(reason); same cuts, predictions and nodes updated" : "\(reason); cuts moved"
-            return (changes, publish(partition, reason: full, at: now, wallMilliseconds: wallMilliseconds))
+            return (changes, publish(partition, reason: "\(reason); cuts moved", replacing: inForce, at: now, wallMilliseconds: wallMilliseconds))
+        case .rollBack(_, let reason):
+            guard let previous, let back = Planner.reevaluate(previous.partition, model: model, topology: live, workload: workload).partition else {
+                return (changes, keep("\(reason), but the replaced plan no longer fits the live nodes; keeping version \(current.version)"))
+            }
+            return (changes, publish(back, reason: reason, replacing: inForce, rollback: true, at: now, wallMilliseconds: wallMilliseconds))
         }
     }
 
-    private mutating func publish(_ partition: Partition, reason: String, at now: Double, wallMilliseconds: Int64) -> Directive {
+    /// Tier and first block of every stage: what makes two plans' cuts the same.
+    static func cuts(of partition: Partition) -> String {
+        partition.stages.map { "\($0.tierName):\($0.firstBlock)" }.joined(separator: ",")
+    }
+
+    private mutating func publish(
+        _ partition: Partition, reason: String, replacing replaced: ReplanController.Option? = nil, rollback: Bool = false,
+        at now: Double, wallMilliseconds: Int64
+    ) -> Directive {
         let plan = CurrentPlan(version: nextVersion(wallMilliseconds: wallMilliseconds), partition: partition)
+        previous = current
         current = plan
         highestVersionSeen = max(highestVersionSeen, plan.version)
-        if monitor == nil {
-            monitor = ReplanMonitor(
-                policy: configuration.replan, referenceBottleneckSeconds: partition.bottleneckSeconds, publishedAt: now)
+        if controller == nil {
+            controller = ReplanController(policy: configuration.replan, publishedAt: now)
         } else {
-            monitor?.planPublished(bottleneckSeconds: partition.bottleneckSeconds, at: now)
+            controller?.published(replacing: replaced, predictedSeconds: partition.bottleneckSeconds, rollback: rollback, at: now)
         }
         lastKeepReason = nil
         return .publish(plan, reason: reason)

@@ -82,6 +82,12 @@ public struct NodeBook: Sendable {
         nodes[node]?.readyMessages = readyMessages
     }
 
+    /// A node refused a step of `version` as replaced: it serves no plan until its next heartbeat
+    /// says which one it serves now.
+    public mutating func planReplaced(node: String, version: Int64) {
+        if nodes[node]?.planVersion == version { nodes[node]?.planVersion = nil }
+    }
+
     /// Forgets a node (it was found dead by other means).
     public mutating func remove(_ node: String) {
         nodes[node] = nil

@@ -186,6 +186,14 @@ public struct SchedulerCore: Sendable {
                 router.kvRefused(node: error.node)
                 state.kvRefusals += 1
                 requests[error.key] = state
+            } else if error.code == .planMismatch {
+                // Routed on a plan the node had just replaced: the request is not at fault, so it
+                // takes the newer plan without spending an attempt. Until its next heartbeat the
+                // node counts as serving no plan, so no other request is routed on the old one.
+                if let version = state.planVersion { book.planReplaced(node: error.node, version: version) }
+                state.kvRefusals += 1
+                requests[error.key] = state
+                return failOver(error.key, avoiding: [], now: now, reason: "\(error.node): \(error.code.rawValue): \(error.message)")
             }
             return failOver(error.key, avoiding: [error.node], now: now, reason: "\(error.node): \(error.code.rawValue): \(error.message)")
         }
@@ -430,7 +438,8 @@ struct RequestState: Sendable {
     /// Nodes to steer clear of on the next route.
     var avoid: Set<String> = []
     var failures: [String] = []
-    /// Attempts a node refused for want of KV: they wait for room and do not count as failures.
+    /// Attempts a node refused for want of KV or for a plan it had just replaced: they wait for a
+    /// route and do not count as failures.
     var kvRefusals = 0
     var stageTimings: [StageTiming] = []
 

@@ -39,11 +39,16 @@ public struct StageSettings: Sendable {
     /// either is refused on arrival, alone, instead of failing the whole batch it would join.
     public var contextTokens: Int?
     public var vocabularySize: Int?
+    /// How long a replaced plan version still takes new keys after a switch: steps routed on it
+    /// just before the switch reach this node a little later (after the previous stages' queues).
+    public var replacedPlanGraceSeconds: Double
 
     public init(
         node: String, queue: String, kvBudgetBytes: Double, maxBatchSteps: Int = 16, maxBatchTokens: Int = 512,
-        idleCacheSeconds: Double = 600, contextTokens: Int? = nil, vocabularySize: Int? = nil
+        idleCacheSeconds: Double = 600, contextTokens: Int? = nil, vocabularySize: Int? = nil,
+        replacedPlanGraceSeconds: Double = 30
     ) {
+        self.replacedPlanGraceSeconds = max(0, replacedPlanGraceSeconds)
         self.node = node
         self.queue = queue
         self.kvBudgetBytes = kvBudgetBytes
@@ -101,20 +106,33 @@ public enum StageOutput: Sendable, Equatable {
 
 /// A stage worker's step handling as a pure state machine (docs/design.md §4, §8): validation,
 /// KV-cache bookkeeping by position, batches of distinct requests, control messages, draining.
+///
+/// Plan switches never stall a request: the node serves the newest plan it was given for new
+/// keys at once, and keeps each replaced plan's assignment (its block range) for the keys it
+/// holds on it until they are released. A replaced plan also takes new keys for
+/// `replacedPlanGraceSeconds` after the switch, for steps routed on it just before. The KV budget
+/// covers the caches of every version held.
 public struct StageCore: Sendable {
     public private(set) var settings: StageSettings
+    /// The newest plan's assignment: new keys are served on it.
     public private(set) var assignment: StageAssignment
+    /// Replaced assignments still serving the keys they hold, with when they were replaced.
+    public private(set) var replaced: [Int64: (assignment: StageAssignment, since: Double)] = [:]
     public private(set) var draining = false
     /// Ready steps in arrival order.
     public private(set) var queued: [QueuedStep] = []
-    /// Positions held per attempt (every position below the value is written) and last use.
-    private var caches: [CacheKey: (held: Int, lastUsed: Double)] = [:]
+    /// Positions held per attempt (every position below the value is written), last use, and
+    /// the plan version it runs on.
+    private var caches: [CacheKey: (held: Int, lastUsed: Double, version: Int64)] = [:]
     /// KV positions reserved per attempt (never below what it holds or has queued), with its
     /// owning scheduler's queue: an attempt reserves its whole context at its first step, so
     /// the node refuses a request up front rather than running out in the middle of one.
-    private var reservations: [CacheKey: (tokens: Int, scheduler: String, since: Double)] = [:]
+    private var reservations: [CacheKey: (tokens: Int, scheduler: String, since: Double, version: Int64)] = [:]
     /// The most KV bytes reserved at once so far.
     public private(set) var kvPeakBytes = 0.0
+    /// Where each attempt's step in the running batch ends, with its version: a request's next
+    /// prefill chunk may arrive while its previous one computes.
+    private var running: [CacheKey: (end: Int, version: Int64)] = [:]
     /// Attempts cancelled recently, with when: their late steps are dropped silently.
     private var cancelled: [CacheKey: Double] = [:]
 
@@ -124,33 +142,72 @@ public struct StageCore: Sendable {
     }
 
     public var activeSequences: Int { caches.count }
-    public var kvUsedBytes: Double { Double(caches.values.reduce(0) { $0 + $1.held }) * assignment.kvBytesPerToken }
+    /// Sequences held on a replaced plan version.
+    public var replacedSequences: Int { caches.values.filter { $0.version != assignment.planVersion }.count }
+    /// Every plan version this node serves: the newest first, then replaced ones still held.
+    public var servedVersions: [Int64] { [assignment.planVersion] + replaced.keys.sorted(by: >) }
+    public var kvUsedBytes: Double { caches.values.reduce(0) { $0 + Double($1.held) * kvBytesPerToken($1.version) } }
     /// KV bytes promised to the attempts this node holds or has queued (at least `kvUsedBytes`).
-    public var kvReservedBytes: Double { Double(reservations.values.reduce(0) { $0 + $1.tokens }) * assignment.kvBytesPerToken }
+    public var kvReservedBytes: Double { reservations.values.reduce(0) { $0 + Double($1.tokens) * kvBytesPerToken($1.version) } }
     public var kvFreeBytes: Double { max(0, settings.kvBudgetBytes - max(kvReservedBytes, kvUsedBytes)) }
     /// Reserved KV bytes per owning scheduler queue (for telemetry).
     public var kvReservedBytesByScheduler: [String: Double] {
         var bytes: [String: Double] = [:]
         for reservation in reservations.values {
-            bytes[reservation.scheduler, default: 0] += Double(reservation.tokens) * assignment.kvBytesPerToken
+            bytes[reservation.scheduler, default: 0] += Double(reservation.tokens) * kvBytesPerToken(reservation.version)
         }
         return bytes
     }
     public var heldCaches: [CacheKey] { caches.keys.sorted { $0.description < $1.description } }
 
+    /// The assignment of a plan version this node serves, newest or replaced.
+    public func assignment(forVersion version: Int64) -> StageAssignment? {
+        version == assignment.planVersion ? assignment : replaced[version]?.assignment
+    }
+
+    private func kvBytesPerToken(_ version: Int64) -> Double {
+        assignment(forVersion: version)?.kvBytesPerToken ?? assignment.kvBytesPerToken
+    }
+
+    /// The plan version a queued or held attempt runs on.
+    public func version(of cache: CacheKey) -> Int64? {
+        caches[cache]?.version ?? reservations[cache]?.version
+    }
+
     /// Stops taking new keys; steps of held caches still run.
     public mutating func drain() { draining = true }
 
-    /// Switches to a new assignment once drained and empty; returns the caches to free. A new
-    /// block range holds other weights, so it comes with the KV budget they leave (nil: unchanged).
-    public mutating func reassign(_ new: StageAssignment, kvBudgetBytes: Double? = nil) -> [StageDirective] {
+    /// Serves `new` for new keys from now on. The replaced assignment keeps serving the keys it
+    /// holds (and new ones for `replacedPlanGraceSeconds`) until `retireReplaced` drops it. A new
+    /// block range holds other weights, so it comes with the KV budget left (nil: unchanged).
+    public mutating func reassign(_ new: StageAssignment, kvBudgetBytes: Double? = nil, now: Double) {
         if let kvBudgetBytes { settings.kvBudgetBytes = kvBudgetBytes }
-        let freed = heldCaches.map(StageDirective.freeCache)
-        caches = [:]
-        reservations = [:]
+        guard new.planVersion != assignment.planVersion else {
+            assignment = new
+            return
+        }
+        replaced[assignment.planVersion] = (assignment, now)
+        replaced[new.planVersion] = nil
         assignment = new
-        draining = false
-        return freed
+    }
+
+    /// Sets the KV budget (the weights of the versions held changed).
+    public mutating func setKVBudget(_ bytes: Double) {
+        settings.kvBudgetBytes = bytes
+    }
+
+    /// Drops the replaced versions that hold no key, have nothing queued and are past their
+    /// grace period; returns their versions (the shell unloads their blocks).
+    public mutating func retireReplaced(now: Double) -> [Int64] {
+        var busy = Set(caches.values.map(\.version))
+        busy.formUnion(running.values.map(\.version))
+        busy.formUnion(reservations.values.map(\.version))
+        busy.formUnion(queued.map(\.header.planVersion))
+        let retired = replaced.filter { version, entry in
+            !busy.contains(version) && now - entry.since >= settings.replacedPlanGraceSeconds
+        }.keys.sorted()
+        for version in retired { replaced[version] = nil }
+        return retired
     }
 
     /// A step arrived. Either it is queued (no directive) or refused right away.
@@ -167,8 +224,9 @@ public struct StageCore: Sendable {
         } catch {
             return refuse(.badStep, error.description)
         }
-        if header.planVersion != assignment.planVersion {
-            return refuse(.planMismatch, "step is for plan \(header.planVersion); this node serves plan \(assignment.planVersion)")
+        guard let assignment = self.assignment(forVersion: header.planVersion) else {
+            let served = servedVersions.map(String.init).joined(separator: ", ")
+            return refuse(.planMismatch, "step is for plan \(header.planVersion); this node serves plan \(served)")
         }
         if header.route[header.stage] != settings.queue || header.stage != assignment.stage || header.route.count != assignment.stageCount {
             return refuse(.badStep, "step for stage \(header.stage) of \(header.route.count) addressed to \(header.route[header.stage]); this is \(settings.queue), stage \(assignment.stage) of \(assignment.stageCount)")
@@ -191,6 +249,9 @@ public struct StageCore: Sendable {
         if held == nil {
             if header.position != 0 { return refuse(.missingCache, "no cache for \(step.cache) on \(settings.node); step starts at position \(header.position)") }
             if draining { return refuse(.draining, "\(settings.node) is draining and takes no new requests") }
+            if let entry = replaced[header.planVersion], now - entry.since >= settings.replacedPlanGraceSeconds {
+                return refuse(.planMismatch, "plan \(header.planVersion) was replaced on \(settings.node) by plan \(self.assignment.planVersion); it serves only the requests it holds")
+            }
         } else if let held, header.position > held {
             return refuse(.missingCache, "\(settings.node) holds positions 0..<\(held) of \(step.cache); step starts at \(header.position)")
         }
@@ -202,7 +263,7 @@ public struct StageCore: Sendable {
             if kvReservedBytes + growthBytes > settings.kvBudgetBytes {
                 return refuse(.kvFull, "\(settings.node) has \(Int(kvFreeBytes)) KV bytes free; \(step.cache) needs \(Int(growthBytes)) more")
             }
-            reservations[step.cache] = (wanted, header.scheduler, reservations[step.cache]?.since ?? now)
+            reservations[step.cache] = (wanted, header.scheduler, reservations[step.cache]?.since ?? now, header.planVersion)
             kvPeakBytes = max(kvPeakBytes, kvReservedBytes)
         }
         queued.append(step)
@@ -223,21 +284,24 @@ public struct StageCore: Sendable {
     /// Positions an attempt will hold after its queued steps run (nil: no cache and none queued).
     private func heldAfterQueue(_ cache: CacheKey) -> Int? {
         var held = caches[cache]?.held
+        if let end = running[cache]?.end { held = max(held ?? 0, end) }
         for step in queued where step.cache == cache {
             held = max(held ?? 0, step.header.position + step.header.tokenCount)
         }
         return held
     }
 
-    /// The next batch: queued steps in arrival order, at most one per request, within limits.
+    /// The next batch: queued steps in arrival order, at most one per request, within limits,
+    /// all of one plan version (the oldest step's: one block range runs a batch).
     /// The steps are removed from the queue; `completed` must be called for each.
     public mutating func nextBatch() -> [QueuedStep] {
         var batch: [QueuedStep] = []
         var keys: Set<String> = []
         var tokens = 0
         var remaining: [QueuedStep] = []
+        let version = queued.first?.header.planVersion
         for step in queued {
-            let fits = batch.count < settings.maxBatchSteps
+            let fits = batch.count < settings.maxBatchSteps && step.header.planVersion == version
                 && (batch.isEmpty || tokens + step.header.tokenCount <= settings.maxBatchTokens)
             if fits && !keys.contains(step.header.key) {
                 batch.append(step)
@@ -249,7 +313,15 @@ public struct StageCore: Sendable {
             keys.insert(step.header.key)
         }
         queued = remaining
+        for step in batch {
+            running[step.cache] = (step.header.position + step.header.tokenCount, step.header.planVersion)
+        }
         return batch
+    }
+
+    /// The steps of a batch that failed as a whole: they hold nothing (their requests fail over).
+    public mutating func batchFailed(_ steps: [QueuedStep]) {
+        for step in steps { running[step.cache] = nil }
     }
 
     /// A step of the last batch was computed. Records its cache positions and says where its
@@ -262,9 +334,11 @@ public struct StageCore: Sendable {
         _ step: QueuedStep, sampledToken: Int32?, logprob: Double? = nil, computeSeconds: Double, now: Double
     ) -> StageOutput? {
         let header = step.header
+        running[step.cache] = nil
         if cancelled[step.cache] != nil { return nil }
         let end = header.position + header.tokenCount
-        caches[step.cache] = (max(caches[step.cache]?.held ?? 0, end), now)
+        caches[step.cache] = (max(caches[step.cache]?.held ?? 0, end), now, header.planVersion)
+        let assignment = self.assignment(forVersion: header.planVersion) ?? self.assignment
         var timings = header.timings
         timings.append(StageTiming(node: settings.node, computeSeconds: computeSeconds, waitSeconds: max(0, now - step.receivedAt - computeSeconds)))
         if assignment.isLast {

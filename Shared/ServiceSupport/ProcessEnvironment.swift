@@ -75,6 +75,14 @@ public enum Clock {
         return Double(spec.tv_sec) + Double(spec.tv_nsec) / 1e9
     }
 
+    /// CPU seconds this process has used, all threads together: compute time that a busy core
+    /// shared with other processes does not inflate.
+    public static func processCPUSeconds() -> Double {
+        var spec = timespec()
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &spec)
+        return Double(spec.tv_sec) + Double(spec.tv_nsec) / 1e9
+    }
+
     /// Seconds since the Unix epoch: for timestamps other processes read.
     public static func wallSeconds() -> Double {
         var spec = timespec()

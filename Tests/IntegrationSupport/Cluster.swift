@@ -151,6 +151,7 @@ public final class ClientRequest: Sendable {
     private let consumer: AMQPConsumer
     private let connection: AMQPConnection
     private let replies = Locked<[Reply]>([])
+    private let tokenArrivals = Locked<[Date]>([])
     public let sentAt = Date()
 
     /// Publishes `request` onto ingress with direct reply-to.
@@ -162,11 +163,15 @@ public final class ClientRequest: Sendable {
         self.connection = connection
         consumer = try await connection.consume(queue: AMQPRPCClient.directReplyQueue, prefetchCount: 0, noAck: true)
         let replies = replies
+        let arrivals = tokenArrivals
         let consumer = consumer
         Task {
             do {
                 for try await delivery in consumer {
-                    if let reply = try? decodeMessage(Reply.self, from: delivery.body) { replies.withLock { $0.append(reply) } }
+                    if let reply = try? decodeMessage(Reply.self, from: delivery.body) {
+                        if case .token = reply { arrivals.withLock { $0.append(Date()) } }
+                        replies.withLock { $0.append(reply) }
+                    }
                 }
             } catch {}
         }
@@ -190,6 +195,12 @@ public final class ClientRequest: Sendable {
 
     public var tokens: [TokenReply] {
         replies.withLock { $0 }.compactMap { if case .token(let token) = $0 { token } else { nil } }
+    }
+
+    /// The longest wait between two streamed tokens, in seconds (0 with fewer than two).
+    public var largestTokenGapSeconds: Double {
+        let times = tokenArrivals.withLock { $0 }
+        return zip(times.dropFirst(), times).map { $0.timeIntervalSince($1) }.max() ?? 0
     }
 
     /// How many final replies (results or errors) arrived: one, unless a request was redone.

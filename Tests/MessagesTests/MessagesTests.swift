@@ -143,6 +143,16 @@ struct ReplyTests {
         #expect(refusal(Telemetry.self, text)?.field == "nominal.flops")
         let slow = String(decoding: encodeMessage(beat), as: UTF8.self).replacingOccurrences(of: "\"busy_fraction\":0.5", with: "\"busy_fraction\":1.5")
         #expect(refusal(Telemetry.self, slow)?.field == "busy_fraction")
+
+        // The compute speed for planning is optional both ways: without it a beat still parses.
+        var measured = beat
+        measured.computeSpeed = 0.5
+        measured.computeConfidence = 0.75
+        #expect(try decodeMessage(Telemetry.self, from: encodeMessage(measured)) == measured)
+        #expect(!String(decoding: encodeMessage(beat), as: UTF8.self).contains("compute_speed"))
+        let unsure = String(decoding: encodeMessage(measured), as: UTF8.self)
+            .replacingOccurrences(of: "\"compute_confidence\":0.75", with: "\"compute_confidence\":2")
+        #expect(refusal(Telemetry.self, unsure)?.field == "compute_confidence")
     }
 }
 

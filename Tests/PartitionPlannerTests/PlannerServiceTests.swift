@@ -155,24 +155,24 @@ struct PlannerServiceTests {
         }
     }
 
-    @Test("short noise in a node's speed does not re-plan; a drift sustained past the period does, and the log says why")
+    @Test("a gain shorter than the dwell time does not re-plan; one that lasts does, and the log gives the figures")
     func replanOnSustainedDrift() async throws {
         try await Self.withBroker { host, connection, plans in
             let workers = FakeWorkers(FakeWorkers.localNodes, on: connection, intervalSeconds: 0.1)
             defer { workers.stop() }
             let planner = try ServiceProcess(
                 "partition-planner",
-                arguments: Self.arguments(extra: ["--replan-sustain-seconds", "2", "--replan-cooldown-seconds", "0"]),
+                arguments: Self.arguments(extra: ["--replan-dwell-seconds", "2"]),
                 amqpURL: host.urlText)
             let first = try Self.plan(try #require(await plans.first { _ in true }, "no plan; log:\n\(planner.log)"))
             #expect(await planner.logLine(containing: "node cloud-1 joined tier cloud") != nil)
 
-            // Noise: the cloud node reads slow for well under the sustain period.
+            // Noise: the cloud node reads slow for well under the dwell time.
             workers.setSpeed(0.3, of: "cloud-1")
-            #expect(await planner.logLine(containing: "started; waiting") != nil, "log:\n\(planner.log)")
+            #expect(await planner.logLine(containing: "gain started") != nil, "log:\n\(planner.log)")
             try await Task.sleep(for: .milliseconds(600))
             workers.setSpeed(1, of: "cloud-1")
-            #expect(await planner.logLine(containing: "drift ended") != nil, "log:\n\(planner.log)")
+            #expect(await planner.logLine(containing: "gain ended") != nil, "log:\n\(planner.log)")
             #expect(plans.all.count == 1, "noise re-planned; log:\n\(planner.log)")
 
             // Sustained: a new plan gives the slowed tier fewer blocks.
@@ -183,7 +183,7 @@ struct PlannerServiceTests {
             #expect(replanned.version > first.version)
             #expect(replanned.partition.stages[2].blockCount < first.partition.stages[2].blockCount)
             let why = await planner.logLine(containing: "plan \(replanned.version):")
-            #expect(why?.contains("predicted bottleneck moved") == true, "log:\n\(planner.log)")
+            #expect(why?.contains("better (needs 20.0%)") == true, "log:\n\(planner.log)")
             #expect(await planner.terminate() == 0)
         }
     }

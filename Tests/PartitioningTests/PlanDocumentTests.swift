@@ -73,56 +73,90 @@ struct PlanDocumentTests {
     }
 }
 
-@Suite("Re-plan decisions: sustained drift re-plans, noise does not")
-struct ReplanMonitorTests {
-    let policy = ReplanMonitor.Policy(enterFraction: 0.15, exitFraction: 0.10, sustainSeconds: 10, cooldownSeconds: 30)
+@Suite("Re-plan decisions: margin, dwell, no return, rollback")
+struct ReplanControllerTests {
+    let policy = ReplanController.Policy(
+        marginFraction: 0.2, dwellSeconds: 60, returnMarginFraction: 0.5, returnMemorySeconds: 600, verifySeconds: 30)
 
-    @Test("noise under the threshold never re-plans")
-    func noise() {
-        var monitor = ReplanMonitor(policy: policy, referenceBottleneckSeconds: 1.0, publishedAt: 0)
+    static func option(_ cuts: String, _ seconds: Double) -> ReplanController.Option {
+        ReplanController.Option(cuts: cuts, bottleneckSeconds: seconds)
+    }
+
+    @Test("a gain below the margin, or one that does not last the dwell time, never switches")
+    func marginAndDwell() {
+        var controller = ReplanController(policy: policy, publishedAt: 0)
         var rng = SeededGenerator(seed: 9)
         for second in 1...600 {
-            let live = 1.0 + Double.random(in: -0.12...0.12, using: &rng)
-            #expect(!monitor.observe(liveBottleneckSeconds: live, at: Double(second)).shouldReplan)
+            // Candidates up to 18% better, never 20%.
+            let candidate = 1.0 - Double.random(in: 0...0.18, using: &rng)
+            #expect(!controller.observe(current: Self.option("a", 1), candidate: Self.option("b", candidate), at: Double(second)).changesPlan)
+        }
+        // 40% better for 59 s, then gone: no switch.
+        for second in 601...659 {
+            #expect(!controller.observe(current: Self.option("a", 1), candidate: Self.option("b", 0.6), at: Double(second)).changesPlan)
+        }
+        #expect(!controller.observe(current: Self.option("a", 1), candidate: Self.option("b", 0.9), at: 660).changesPlan)
+        #expect(controller.gainSince == nil)
+        // 40% better for the dwell time: one switch, with the figures.
+        var switched: [String] = []
+        for second in 661...730 {
+            if case .switchTo(let reason) = controller.observe(current: Self.option("a", 1), candidate: Self.option("b", 0.6), at: Double(second)) {
+                switched.append(reason)
+                controller.published(replacing: Self.option("a", 1), predictedSeconds: 0.6, at: Double(second))
+            }
+        }
+        #expect(switched.count == 1)
+        #expect(switched.first?.contains("1.0 s → 600.0 ms per request, 40.0% better (needs 20.0%)") == true)
+    }
+
+    @Test("a plan younger than the dwell time is not replaced, and abandoned cuts need the larger margin")
+    func noReturn() {
+        var controller = ReplanController(policy: policy, publishedAt: 0)
+        controller.published(replacing: Self.option("a", 1), predictedSeconds: 0.7, at: 100)
+        // Going back to "a" at 30% better is below the 50% return margin, however long it lasts.
+        for second in 101...400 {
+            let decision = controller.observe(current: Self.option("b", 1), candidate: Self.option("a", 0.7), at: Double(second))
+            #expect(!decision.changesPlan)
+        }
+        // Another cut at 30% better switches, but not before the plan is a dwell time old.
+        controller.published(replacing: Self.option("x", 1), predictedSeconds: 0.7, at: 400)
+        var at: Double?
+        for second in 401...520 where at == nil {
+            if controller.observe(current: Self.option("b", 1), candidate: Self.option("c", 0.7), at: Double(second)).changesPlan {
+                at = Double(second)
+            }
+        }
+        #expect(at == 461)
+    }
+
+    @Test("a switch that realises worse than the cuts it replaced is rolled back once; one that holds is kept")
+    func rollback() {
+        var controller = ReplanController(policy: policy, publishedAt: 0)
+        controller.published(replacing: Self.option("a", 1), predictedSeconds: 0.6, at: 100)
+        // Under the new cuts the figures moved: "b" realises 1.1 s where "a" would give 0.9 s.
+        var decisions: [ReplanController.Decision] = []
+        for second in 101...200 {
+            decisions.append(controller.observe(
+                current: Self.option("b", 1.1), candidate: Self.option("b", 1.1), replaced: Self.option("a", 0.9), at: Double(second)))
+        }
+        let rollbacks = decisions.filter { if case .rollBack(let cuts, _) = $0 { cuts == "a" } else { false } }
+        #expect(rollbacks.count == 1)
+        guard case .rollBack(_, let reason) = decisions[29] else {
+            Issue.record("expected the rollback at the check, 30 s after the switch")
+            return
+        }
+        #expect(reason.contains("predicted 600.0 ms, realised 1.1 s per request; the replaced cuts would give 900.0 ms"))
+
+        var kept = ReplanController(policy: policy, publishedAt: 0)
+        kept.published(replacing: Self.option("a", 1), predictedSeconds: 0.6, at: 100)
+        for second in 101...200 {
+            #expect(!kept.observe(current: Self.option("b", 0.62), candidate: Self.option("b", 0.62), replaced: Self.option("a", 1), at: Double(second)).changesPlan)
         }
     }
 
-    @Test("a drift beyond the threshold re-plans only once it has lasted the sustain period")
-    func sustainedDrift() {
-        var monitor = ReplanMonitor(policy: policy, referenceBottleneckSeconds: 1.0, publishedAt: 0)
-        #expect(!monitor.observe(liveBottleneckSeconds: 1.3, at: 100).shouldReplan)
-        #expect(!monitor.observe(liveBottleneckSeconds: 1.3, at: 105).shouldReplan)
-        let decision = monitor.observe(liveBottleneckSeconds: 1.3, at: 110)
-        #expect(decision.shouldReplan)
-        if case .replan(let reason) = decision { #expect(reason.contains("30.0%")) }
-        monitor.planPublished(bottleneckSeconds: 1.3, at: 110)
-        #expect(!monitor.observe(liveBottleneckSeconds: 1.3, at: 111).shouldReplan)
-    }
-
-    @Test("a short spike does not re-plan")
-    func spike() {
-        var monitor = ReplanMonitor(policy: policy, referenceBottleneckSeconds: 1.0, publishedAt: 0)
-        #expect(!monitor.observe(liveBottleneckSeconds: 0.5, at: 100).shouldReplan)
-        #expect(!monitor.observe(liveBottleneckSeconds: 1.02, at: 105).shouldReplan)
-        #expect(!monitor.observe(liveBottleneckSeconds: 0.5, at: 111).shouldReplan)
-        #expect(monitor.driftSince == 111)
-    }
-
-    @Test("hysteresis: a drift wavering between the exit and enter thresholds keeps counting")
-    func hysteresis() {
-        var monitor = ReplanMonitor(policy: policy, referenceBottleneckSeconds: 1.0, publishedAt: 0)
-        #expect(!monitor.observe(liveBottleneckSeconds: 1.2, at: 100).shouldReplan)
-        #expect(!monitor.observe(liveBottleneckSeconds: 1.12, at: 104).shouldReplan)
-        #expect(!monitor.observe(liveBottleneckSeconds: 1.18, at: 108).shouldReplan)
-        #expect(monitor.observe(liveBottleneckSeconds: 1.13, at: 110).shouldReplan)
-    }
-
-    @Test("the cool-down spaces re-plans out; an unserveable plan re-plans at once")
-    func cooldownAndMembership() {
-        var monitor = ReplanMonitor(policy: policy, referenceBottleneckSeconds: 1.0, publishedAt: 0)
-        #expect(!monitor.observe(liveBottleneckSeconds: 2, at: 1).shouldReplan)
-        #expect(!monitor.observe(liveBottleneckSeconds: 2, at: 20).shouldReplan)
-        #expect(monitor.observe(liveBottleneckSeconds: 2, at: 31).shouldReplan)
-        #expect(monitor.observe(liveBottleneckSeconds: 1, currentPlanServeable: false, at: 2).shouldReplan)
+    @Test("a plan with a stage no live node can serve is replaced at once")
+    func unserveable() {
+        var controller = ReplanController(policy: policy, publishedAt: 0)
+        #expect(controller.observe(current: nil, candidate: Self.option("b", 2), at: 1).changesPlan)
     }
 }

@@ -146,6 +146,36 @@ struct SchedulerCoreTests {
         #expect(result.attempts == 2)
     }
 
+    @Test("a step refused for a plan the node replaced takes the newer plan without spending an attempt")
+    func planReplaced() throws {
+        var core = SchedulerCore(
+            settings: SchedulerSettings(eventsQueue: "hyperion.sched.s1", stepTimeoutSeconds: 30, maxAttempts: 1, contextTokens: 64),
+            vocabulary: vocabulary)
+        _ = core.planArrived(plan, now: 0)
+        for node in [status("e1", tier: "edge"), status("c1", tier: "cloud")] { _ = core.heartbeat(node, now: 0) }
+        let first = steps(core.admit(admission(), now: 0))
+        #expect(first.first?.planVersion == 1)
+        // Plan 2 arrives; e1 already serves it but the scheduler has not heard yet, so the request
+        // went out on plan 1 and e1 refuses it.
+        _ = core.planArrived(
+            PlanView(version: 2, tiers: ["edge", "cloud"], kvBytesPerToken: [100, 100], prefillChunk: 4, workSeconds: { _, _, _, _ in 0.01 }),
+            now: 0.1)
+        var out = core.event(
+            .stepError(StepErrorEvent(key: "k1", attempt: 1, node: "e1", code: .planMismatch, message: "plan 1 was replaced")), now: 0.2)
+        // Not failed (one attempt allowed), and not re-sent on plan 1 while e1 counts as serving no plan.
+        #expect(completion(out) == nil)
+        #expect(steps(out).isEmpty)
+        // Both nodes report plan 2: the request goes out on it.
+        var e1 = status("e1", tier: "edge", heard: 0.5)
+        e1.planVersion = 2
+        _ = core.heartbeat(e1, now: 0.5)
+        var c1 = status("c1", tier: "cloud", heard: 0.5)
+        c1.planVersion = 2
+        out = core.heartbeat(c1, now: 0.5)
+        let again = steps(out)
+        #expect(again.first?.planVersion == 2 && again.first?.attempt == 2)
+    }
+
     @Test("with no serving node in a tier a request waits, then ends unavailable at its deadline")
     func waitsThenUnavailable() throws {
         var core = SchedulerCore(

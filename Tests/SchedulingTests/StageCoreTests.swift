@@ -123,16 +123,65 @@ struct StageCoreTests {
         #expect(stage.receive(step(key: "b", position: 0, tokens: 4, tag: 3), now: 0).isEmpty)
     }
 
-    @Test("a plan switch to another block range brings the KV budget its weights leave")
-    func reassignedBudget() {
-        var stage = core(budget: 100)  // 10 positions
+    @Test("a plan switch keeps the held keys on their version while new keys take the new one, within one KV budget")
+    func twoVersions() {
+        var stage = core(budget: 200)  // 20 positions at 10 bytes
         #expect(stage.receive(step(key: "a", position: 0, tokens: 8), now: 0).isEmpty)
         for ran in stage.nextBatch() { _ = stage.completed(ran, sampledToken: nil, computeSeconds: 0, now: 0) }
-        let next = StageAssignment(planVersion: 2, stage: 1, stageCount: 3, hiddenSize: 8, kvBytesPerToken: 10)
-        #expect(stage.reassign(next, kvBudgetBytes: 50) == [.freeCache(CacheKey(key: "a", attempt: 1))])
-        #expect(stage.settings.kvBudgetBytes == 50)
-        #expect(refusal(stage.receive(step(key: "b", position: 0, tokens: 6, plan: 2), now: 0)) == .kvFull)
-        #expect(stage.receive(step(key: "b", position: 0, tokens: 5, tag: 2, plan: 2), now: 0).isEmpty)
+        // Plan 2 gives this node another block range, with a wider KV row.
+        let next = StageAssignment(planVersion: 2, stage: 1, stageCount: 3, hiddenSize: 8, kvBytesPerToken: 20)
+        stage.reassign(next, kvBudgetBytes: 150, now: 1)
+        #expect(stage.servedVersions == [2, 1])
+        #expect(stage.settings.kvBudgetBytes == 150)
+        // The held key goes on with its decode on plan 1's stage 1; its cache is not freed.
+        #expect(stage.receive(step(key: "a", position: 8, tokens: 1, tag: 2), now: 2).isEmpty)
+        // A new key on plan 2: 70 bytes free (150 - 80 held on plan 1), 3 positions of 20 fit, 4 do not.
+        #expect(refusal(stage.receive(step(key: "b", position: 0, tokens: 4, tag: 3, plan: 2), now: 2)) == .kvFull)
+        #expect(stage.receive(step(key: "b", position: 0, tokens: 3, tag: 4, plan: 2), now: 2).isEmpty)
+        // Batches never mix versions (one block range runs a batch): plan 1's step alone, then plan 2's.
+        let first = stage.nextBatch()
+        #expect(first.map(\.header.key) == ["a"])
+        #expect(stage.completed(first[0], sampledToken: nil, computeSeconds: 0, now: 2) != nil)
+        let second = stage.nextBatch()
+        #expect(second.map(\.header.key) == ["b"])
+        #expect(stage.completed(second[0], sampledToken: nil, computeSeconds: 0, now: 2) != nil)
+        #expect(stage.version(of: CacheKey(key: "a", attempt: 1)) == 1 && stage.version(of: CacheKey(key: "b", attempt: 1)) == 2)
+        #expect(stage.kvUsedBytes == 90 + 60)
+        #expect(stage.replacedSequences == 1)
+        // Plan 1 stays while it holds "a", however long; once "a" is released it retires.
+        #expect(stage.retireReplaced(now: 500).isEmpty)
+        _ = stage.control(ControlMessage(kind: .release, key: "a", attempt: 1), now: 500)
+        #expect(stage.retireReplaced(now: 500) == [1])
+        #expect(stage.servedVersions == [2])
+        #expect(refusal(stage.receive(step(key: "c", position: 0, tokens: 1, tag: 5), now: 501)) == .planMismatch)
+    }
+
+    @Test("a prompt's next prefill chunk arriving while its previous chunk computes is queued, not refused")
+    func chunkDuringBatch() {
+        var stage = core(budget: 10_000)
+        #expect(stage.receive(step(key: "long", position: 0, tokens: 8, reserve: 20), now: 0).isEmpty)
+        let first = stage.nextBatch()
+        #expect(first.count == 1)
+        // The second chunk arrives while the first runs: it starts where the first ends.
+        #expect(stage.receive(step(key: "long", position: 8, tokens: 4, tag: 2), now: 0).isEmpty)
+        #expect(refusal(stage.receive(step(key: "long", position: 13, tokens: 1, tag: 3), now: 0)) == .missingCache)
+        _ = stage.completed(first[0], sampledToken: nil, computeSeconds: 0, now: 1)
+        #expect(stage.nextBatch().map(\.header.position) == [8])
+    }
+
+    @Test("a replaced plan takes new keys during its grace period only, and retires after it when idle")
+    func replacedGrace() {
+        var stage = core()
+        stage.reassign(StageAssignment(planVersion: 2, stage: 1, stageCount: 3, hiddenSize: 8, kvBytesPerToken: 10), now: 10)
+        // Routed on plan 1 just before the switch: still taken.
+        #expect(stage.receive(step(key: "late", position: 0, tokens: 2), now: 20).isEmpty)
+        #expect(stage.retireReplaced(now: 20).isEmpty)
+        // Past the grace period a new key on plan 1 is refused as a plan mismatch.
+        #expect(refusal(stage.receive(step(key: "later", position: 0, tokens: 2, tag: 2), now: 41)) == .planMismatch)
+        for ran in stage.nextBatch() { _ = stage.completed(ran, sampledToken: nil, computeSeconds: 0, now: 41) }
+        #expect(stage.retireReplaced(now: 41).isEmpty)
+        _ = stage.control(ControlMessage(kind: .cancel, key: "late", attempt: 1), now: 42)
+        #expect(stage.retireReplaced(now: 42) == [1])
     }
 
     @Test("a new request joins the next batch beside running decodes, and a finished one leaves it")
