@@ -33,6 +33,8 @@ final class ConnectionCore {
     /// Channels whose consumers queued acks during the current batch of commands.
     private var channelsWithAcks: [Channel] = []
     private var topology: [TopologyItem] = []
+    /// Names the broker gave to queues declared without one: they do not survive the connection.
+    private var serverNamedQueues: Set<String> = []
     private let controlChannel = Channel(id: 1, role: .control)
     private let confirmChannel = Channel(id: 2, role: .confirm)
 
@@ -315,9 +317,13 @@ final class ConnectionCore {
         for channel in channels.values { pump(channel) }
     }
 
+    /// Subscribes again the consumers the drop cut off, once each. A consumer started after the
+    /// reconnect (while the topology was still being replayed) already has its own subscription:
+    /// a second `basic.consume` with its tag would make the broker close its channel.
     private func restoreConsumers() {
         for channel in channels.values {
-            guard let consumer = channel.consumer else { continue }
+            guard let consumer = channel.consumer, consumer.needsRestore else { continue }
+            consumer.needsRestore = false
             submitConsumerSetup(consumer, on: channel)
         }
     }
@@ -331,6 +337,7 @@ final class ConnectionCore {
         state = nil
         lastDropError = error
         amqp_destroy_connection(current)
+        serverNamedQueues.removeAll()  // gone with the connection
         logger.warning("AMQP connection lost", metadata: ["error": "\(error)"])
         for channel in channels.values {
             channel.isOpen = false
@@ -344,6 +351,7 @@ final class ConnectionCore {
                 // Started consumers are restarted by restore(); the rest fail and free their channel.
                 discardWaiting(on: channel, error: error)
                 if let consumer = channel.consumer, consumer.active {
+                    consumer.needsRestore = true
                     consumer.sink.interrupted(error)
                     continue
                 }
@@ -806,6 +814,11 @@ final class ConnectionCore {
                 expect: ConnectionCore.reply(to: item),
                 send: { core, channel in core.send(item, passive: passive, channel: channel) },
                 onReply: { [unowned self] decoded in
+                    if case let .queue(queue) = item, queue.name.isEmpty,
+                        let ok = decoded?.assumingMemoryBound(to: amqp_queue_declare_ok_t.self).pointee
+                    {
+                        serverNamedQueues.insert(ok.queue.string)
+                    }
                     if !passive { record(item) }
                     if case .queue = item, let ok = decoded?.assumingMemoryBound(to: amqp_queue_declare_ok_t.self).pointee {
                         promise.succeed(
@@ -875,6 +888,8 @@ final class ConnectionCore {
             guard !queue.name.isEmpty else { return }  // a server-named queue gets a new name each time
             topology.removeAll { if case let .queue(old) = $0 { old.name == queue.name } else { false } }
         case let .binding(binding):
+            // A binding to a server-named queue dies with it: replaying it would fail with 404.
+            if case let .queue(queue) = binding.destination, serverNamedQueues.contains(queue) { return }
             topology.removeAll { if case let .binding(old) = $0 { old == binding } else { false } }
         }
         topology.append(item)

@@ -37,6 +37,8 @@ final class ConsumerRecord {
     /// Resolved by the first consume-ok; nil once the consumer has started.
     var started: Promise<Void>?
     var active = false
+    /// Cut off by a dropped connection: restore() subscribes it again, once.
+    var needsRestore = false
 
     init(_ spec: ConsumerSpec) {
         queue = spec.queue

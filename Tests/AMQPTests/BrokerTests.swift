@@ -371,10 +371,7 @@ struct BrokerTests {
     }
 
     @Test func aForcedCloseIsReportedAndSurvived() async throws {
-        let name = TestBroker.uniqueName("forced")
-        let connection = try await AMQPConnection.connect(
-            to: TestBroker.url(),
-            configuration: AMQPConnectionConfiguration(connectionName: name, reconnect: .init(maxDelaySeconds: 0.5)))
+        let (name, connection) = try await quicklyReconnecting("forced")
         let other = try await TestBroker.connect("forced-other")
         let queue = TestBroker.uniqueName("forced")
         try await connection.declare(AMQPQueue(name: queue, durable: false, exclusive: true))
@@ -406,6 +403,71 @@ struct BrokerTests {
         }
         await #expect(throws: AMQPError.connectionClosed) { try await fragile.declare(AMQPQueue(name: "", exclusive: true)) }
         await other.close()
+        await connection.close()
+    }
+
+    /// A consumer started right after a reconnect, while the connection is still declaring its
+    /// recorded queues again, must be subscribed once: a second `basic.consume` with its tag makes
+    /// the broker close its channel, and a direct reply-to answer then has nowhere to go. Also: a
+    /// binding to a server-named queue is not replayed (the queue died with the connection).
+    @Test func aConsumerStartedDuringTheReplayIsSubscribedOnce() async throws {
+        let (name, connection) = try await quicklyReconnecting("replay")
+        let echo = try await TestBroker.connect("replay-echo")
+        // Enough recorded queues that replaying them takes many round trips.
+        let recorded = (0..<2000).map { TestBroker.uniqueName("replay-\($0)") }
+        for queue in recorded { try await connection.declare(AMQPQueue(name: queue, durable: false, autoDelete: false)) }
+        let temporary = try await connection.declare(AMQPQueue(name: "", durable: false, exclusive: true, autoDelete: true)).name
+        try await connection.bind(AMQPBinding(destination: .queue(temporary), exchange: "amq.fanout"))
+        // Answers every request on its reply-to address.
+        let requests = TestBroker.uniqueName("replay-requests")
+        try await echo.declare(AMQPQueue(name: requests, durable: false))
+        let echoConsumer = try await echo.consume(queue: requests)
+        let answering = Task {
+            for try await delivery in echoConsumer {
+                if let replyTo = delivery.properties.replyTo {
+                    try await echo.publish(AMQPMessage(text: "answer"), routingKey: replyTo)
+                }
+                delivery.ack()
+            }
+        }
+        var events = connection.events.makeAsyncIterator()
+
+        try await TestBroker.closeConnection(named: name, reason: "replay race")
+        guard case .disconnected = await events.next() else { Issue.record("no disconnect event"); return }
+        #expect(await events.next() == .reconnected)
+        // At once, before the 2,000 declarations are answered.
+        let replies = try await connection.consume(queue: AMQPRPCClient.directReplyQueue, prefetchCount: 0, noAck: true)
+        try await connection.publish(
+            AMQPMessage(text: "question", properties: AMQPProperties(replyTo: AMQPRPCClient.directReplyQueue)),
+            exchange: "", routingKey: requests, onChannelOf: replies.tag)
+        let answers = Task {
+            var bodies: [[UInt8]] = []
+            for try await delivery in replies {
+                bodies.append(delivery.body)
+                if bodies.count == 2 { break }
+            }
+            return bodies
+        }
+        let timeout = Task {
+            try await Task.sleep(for: .seconds(20))
+            answers.cancel()
+        }
+        // A declaration on the control channel is answered after the whole replay: by then a
+        // second subscription, if any, has been sent and refused.
+        let check = TestBroker.uniqueName("replay-check")
+        try await connection.declare(AMQPQueue(name: check, durable: false, exclusive: true))
+        try await Task.sleep(for: .milliseconds(200))
+        // The same consumer still gets an answer to a question asked after the replay.
+        try await connection.publish(
+            AMQPMessage(text: "again", properties: AMQPProperties(replyTo: AMQPRPCClient.directReplyQueue)),
+            exchange: "", routingKey: requests, onChannelOf: replies.tag)
+        let bodies = (try? await answers.value) ?? []
+        timeout.cancel()
+        #expect(bodies == [Array("answer".utf8), Array("answer".utf8)], "the direct reply-to consumer started during the replay got \(bodies.count) of 2 answers")
+
+        answering.cancel()
+        for queue in recorded + [requests] { _ = try? await echo.deleteQueue(queue) }
+        await echo.close()
         await connection.close()
     }
 
@@ -481,6 +543,15 @@ struct BrokerTests {
         try await publisher.deleteQueue(queue)
         await consumerConnection.close()
         await publisher.close()
+    }
+
+    /// A connection under a unique name that reconnects within half a second of a drop.
+    private func quicklyReconnecting(_ label: String) async throws -> (name: String, connection: AMQPConnection) {
+        let name = TestBroker.uniqueName(label)
+        let connection = try await AMQPConnection.connect(
+            to: TestBroker.url(),
+            configuration: AMQPConnectionConfiguration(connectionName: name, reconnect: .init(maxDelaySeconds: 0.5)))
+        return (name, connection)
     }
 
     private func publishUntilRouted(_ connection: AMQPConnection, text: String, to queue: String) async throws {
