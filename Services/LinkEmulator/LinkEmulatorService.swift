@@ -85,6 +85,8 @@ final class LinkEmulatorService: @unchecked Sendable {
         EventPump.tick(every: settings.reportSeconds, into: continuation, .tick)
         let signals = TerminationSignals { _ in continuation.yield(.terminate) }
         defer { signals.cancel() }
+        let heapSignal = HeapStatisticsSignal(logger: logger)
+        defer { heapSignal.cancel() }
         let sender = Task { await Self.deliver(wire, on: outbound, logger: logger) }
         logger.info(
             "emulating link \(name): \(describe(settings.link)); consuming \(settings.link.queue) (\(settings.timeScale.note))")

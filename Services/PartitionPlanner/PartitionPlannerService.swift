@@ -97,6 +97,7 @@ final class PartitionPlannerService {
         let (outbox, outboxContinuation) = AsyncStream.makeStream(of: PublishedPlan.self)
         let publisher = startPlanPublisher(outbox, on: connection)
         let signals = TerminationSignals { _ in continuation.yield(.terminate) }
+        let heapSignal = HeapStatisticsSignal(logger: logger)
         let watcher = Task { [connection] in
             for await event in connection.events { continuation.yield(.connection(event)) }
         }
@@ -104,6 +105,7 @@ final class PartitionPlannerService {
         var consumers: [String: AMQPConsumer] = [:]
         defer {
             signals.cancel()
+            heapSignal.cancel()
             watcher.cancel()
             ticker.cancel()
         }

@@ -172,6 +172,8 @@ final class SchedulerService: @unchecked Sendable {
         EventPump.tick(every: 0.05, into: continuation, .tick)
         let signals = TerminationSignals { _ in continuation.yield(.terminate) }
         defer { signals.cancel() }
+        let heapSignal = HeapStatisticsSignal(logger: logger)
+        defer { heapSignal.cancel() }
         logger.info("admitting up to \(settings.maxInFlight) requests at a time, routing by \(settings.routing.rawValue)")
 
         for await event in stream {

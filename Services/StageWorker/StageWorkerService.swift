@@ -154,6 +154,8 @@ final class StageWorkerService: @unchecked Sendable {
         EventPump.tick(every: settings.heartbeatSeconds, into: continuation, .tick)
         let signals = TerminationSignals { _ in continuation.yield(.terminate) }
         defer { signals.cancel() }
+        let heapSignal = HeapStatisticsSignal(logger: logger)
+        defer { heapSignal.cancel() }
         Task { [settings] in await self.requestPlan(on: outbound, queue: settings.queue) }
         logger.info("waiting for a plan", metadata: ["model_sha256": "\(modelSHA256.prefix(12))"])
 

@@ -105,6 +105,21 @@ public final class ServiceProcess: Sendable {
     public func logLine(containing text: String, timeoutSeconds: Double = 10) async -> String? {
         await eventually(timeoutSeconds: timeoutSeconds) { self.logLines.withLock { $0.first { $0.contains(text) } } }
     }
+
+    /// Sends SIGUSR1, on which every Hyperion service logs its C heap's statistics, and returns
+    /// the bytes in use that the new line reports (nil if no line came in time).
+    public func heapInUseBytes(timeoutSeconds: Double = 10) async -> Int? {
+        let marker = "heap_in_use_bytes="
+        let before = logLines.withLock { $0.count { $0.contains(marker) } }
+        Foundation.kill(process.processIdentifier, SIGUSR1)
+        return await eventually(timeoutSeconds: timeoutSeconds) {
+            self.logLines.withLock { lines -> Int? in
+                let reports = lines.filter { $0.contains(marker) }
+                guard reports.count > before, let line = reports.last, let start = line.range(of: marker) else { return nil }
+                return Int(line[start.upperBound...].prefix { $0.isNumber })
+            }
+        }
+    }
 }
 
 /// Polls `probe` until it yields a value or the time is up.
