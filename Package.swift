@@ -89,7 +89,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            path: "Services/PartitionPlanner", swiftSettings: strict),
+            path: "Services/PartitionPlanner", swiftSettings: strict, plugins: ["BuildInfo"]),
         .executableTarget(
             name: "HyperionCLI",
             dependencies: [
@@ -99,7 +99,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Services/HyperionCLI", swiftSettings: strict, plugins: ["BuildInfo"]),
-        // Before every build: the version and git commit that `hyperion --version` prints.
+        // Before every build: the version and git commit that each executable's `--version` prints.
         .plugin(name: "BuildInfo", capability: .buildTool(), path: "Plugins/BuildInfo"),
 
         .executableTarget(
@@ -109,7 +109,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            path: "Services/StageWorker", swiftSettings: strict),
+            path: "Services/StageWorker", swiftSettings: strict, plugins: ["BuildInfo"]),
 
         .executableTarget(
             name: "LinkEmulator",
@@ -118,7 +118,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            path: "Services/LinkEmulator", swiftSettings: strict),
+            path: "Services/LinkEmulator", swiftSettings: strict, plugins: ["BuildInfo"]),
 
         .executableTarget(
             name: "Scheduler",
@@ -127,7 +127,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            path: "Services/Scheduler", swiftSettings: strict),
+            path: "Services/Scheduler", swiftSettings: strict, plugins: ["BuildInfo"]),
 
         // Tests.
         .target(

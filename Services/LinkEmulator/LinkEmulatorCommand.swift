@@ -35,7 +35,8 @@ struct LinkEmulatorCommand: AsyncParsableCommand {
               link-emulator --topology examples/paper-testbed.json --link edge-fog --time-scale 0.1
               link-emulator --topology examples/paper-testbed.json --link return --time-scale 0.1
               link-emulator --link wan --bandwidth-bytes-per-second 1.25e8 --latency-seconds 0.02
-            """)
+            """,
+        version: "link-emulator \(BuildInfo.version), commit \(BuildInfo.commit)")
 
     @Option(help: "Broker URL (HYPERION_AMQP_URL; else .run/amqp_url; else a local broker).")
     var amqpURL: String = ProcessEnvironment.amqpURL()

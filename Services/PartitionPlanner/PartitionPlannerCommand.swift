@@ -52,7 +52,8 @@ struct PartitionPlannerCommand: AsyncParsableCommand {
               export HYPERION_MODEL=phi-3-medium:q4_0
               export HYPERION_TOPOLOGY=examples/paper-testbed.json
               partition-planner --replan-threshold 0.3 --replan-dwell-seconds 300
-            """
+            """,
+        version: "partition-planner \(BuildInfo.version), commit \(BuildInfo.commit)"
     )
 
     @Option(

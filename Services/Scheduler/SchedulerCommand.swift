@@ -16,7 +16,8 @@ struct SchedulerCommand: AsyncParsableCommand {
             HYPERION_* variable.
 
             Example: scheduler --routing arts --max-in-flight 16
-            """)
+            """,
+        version: "scheduler \(BuildInfo.version), commit \(BuildInfo.commit)")
 
     @Option(help: "Broker URL (HYPERION_AMQP_URL; else .run/amqp_url; else a local broker).")
     var amqpURL: String = ProcessEnvironment.amqpURL()

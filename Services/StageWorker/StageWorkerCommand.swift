@@ -31,7 +31,8 @@ struct StageWorkerCommand: AsyncParsableCommand {
               stage-worker --tier edge --node-id edge-1
               stage-worker --tier edge --node-id edge-1 --executor profile --model phi-3-medium:q4_0 \\
                 --device jetson-orin-nano --memory-bytes 6e9 --time-scale 0.1 --link edge-fog
-            """)
+            """,
+        version: "stage-worker \(BuildInfo.version), commit \(BuildInfo.commit)")
 
     @Option(help: "Broker URL (HYPERION_AMQP_URL; else .run/amqp_url; else a local broker).")
     var amqpURL: String = ProcessEnvironment.amqpURL()
