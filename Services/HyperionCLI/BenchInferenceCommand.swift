@@ -30,7 +30,7 @@ struct BenchInferenceCommand: ParsableCommand {
     @Option(help: "GGUF model file (default: $HYPERION_MODEL, else models/SmolLM2-135M-Instruct.Q4_1.gguf).")
     var model: String?
 
-    @Option(help: "Reference fixture (default: $HYPERION_FIXTURES/smollm2-reference.json, else ../shared/fixtures/).")
+    @Option(help: "Reference fixture (default: $HYPERION_FIXTURES/smollm2-reference.json, else fixtures/ of the repository).")
     var fixture: String?
 
     @Option(help: "Threads for batched decode (prefill and decode run at 1 and 2 threads).")
@@ -168,7 +168,6 @@ struct BenchInferenceCommand: ParsableCommand {
             fixture,
             ProcessInfo.processInfo.environment["HYPERION_FIXTURES"].map { $0 + "/smollm2-reference.json" },
             "fixtures/smollm2-reference.json",
-            "../shared/fixtures/smollm2-reference.json",
         ].compactMap { $0 }
         guard let path = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) else {
             throw BenchInferenceFailure("no reference fixture found (tried \(candidates.joined(separator: ", "))); pass --fixture")

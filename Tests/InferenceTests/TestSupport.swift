@@ -30,16 +30,12 @@ enum TestFiles {
 
     static func modelFile() throws -> GGUFFile { try sharedModelFile.get() }
 
-    /// `fixtures/smollm2-reference.json`: next to the repository (../shared) or `HYPERION_FIXTURES`.
+    /// A reference file in the repository's `fixtures/` (or in `HYPERION_FIXTURES`).
     static func fixtureURL(_ name: String) -> URL {
         if let dir = ProcessInfo.processInfo.environment["HYPERION_FIXTURES"] {
             return URL(fileURLWithPath: dir).appendingPathComponent(name)
         }
-        let candidates = [
-            packageRoot.appendingPathComponent("fixtures/\(name)"),
-            packageRoot.deletingLastPathComponent().appendingPathComponent("shared/fixtures/\(name)"),
-        ]
-        return candidates.first { FileManager.default.fileExists(atPath: $0.path) } ?? candidates[1]
+        return packageRoot.appendingPathComponent("fixtures/\(name)")
     }
 
     /// A file committed under `Tests/InferenceTests/Fixtures/`.

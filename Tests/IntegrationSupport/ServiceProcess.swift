@@ -150,7 +150,7 @@ public enum TestPaths {
     /// The model file's sha256 as the fixtures record it.
     public static func modelSHA256() throws -> String {
         let directory = ProcessInfo.processInfo.environment["HYPERION_FIXTURES"]
-            .map { URL(fileURLWithPath: $0) } ?? packageRoot.deletingLastPathComponent().appendingPathComponent("shared/fixtures")
+            .map { URL(fileURLWithPath: $0) } ?? packageRoot.appendingPathComponent("fixtures")
         let text = try String(contentsOf: directory.appendingPathComponent("smollm2-reference.json"), encoding: .utf8)
         guard let sha = try JSONValue.parse(text)["model"]?["sha256"]?.stringValue else {
             throw Missing(description: "smollm2-reference.json has no model.sha256")

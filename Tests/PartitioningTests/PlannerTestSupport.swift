@@ -10,12 +10,12 @@ enum PlannerFiles {
     static let packageRoot = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-    /// `HYPERION_FIXTURES`, else `../shared/fixtures` beside the package root (where CI puts it).
+    /// `HYPERION_FIXTURES`, else the repository's `fixtures/`.
     static func fixtureURL(_ name: String) -> URL {
         if let directory = ProcessInfo.processInfo.environment["HYPERION_FIXTURES"] {
             return URL(fileURLWithPath: directory).appendingPathComponent(name)
         }
-        return packageRoot.deletingLastPathComponent().appendingPathComponent("shared/fixtures/\(name)")
+        return packageRoot.appendingPathComponent("fixtures/\(name)")
     }
 
     static func json(at url: URL) throws -> JSONValue {
