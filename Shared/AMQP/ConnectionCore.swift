@@ -814,18 +814,15 @@ final class ConnectionCore {
                 expect: ConnectionCore.reply(to: item),
                 send: { core, channel in core.send(item, passive: passive, channel: channel) },
                 onReply: { [unowned self] decoded in
-                    if case let .queue(queue) = item, queue.name.isEmpty,
-                        let ok = decoded?.assumingMemoryBound(to: amqp_queue_declare_ok_t.self).pointee
-                    {
-                        serverNamedQueues.insert(ok.queue.string)
+                    var ok: amqp_queue_declare_ok_t? = nil
+                    if case let .queue(queue) = item {
+                        ok = decoded?.assumingMemoryBound(to: amqp_queue_declare_ok_t.self).pointee
+                        if queue.name.isEmpty, let ok { serverNamedQueues.insert(ok.queue.string) }
                     }
                     if !passive { record(item) }
-                    if case .queue = item, let ok = decoded?.assumingMemoryBound(to: amqp_queue_declare_ok_t.self).pointee {
-                        promise.succeed(
-                            AMQPQueueStatus(name: ok.queue.string, messageCount: ok.message_count, consumerCount: ok.consumer_count))
-                    } else {
-                        promise.succeed(AMQPQueueStatus(name: "", messageCount: 0, consumerCount: 0))
-                    }
+                    promise.succeed(
+                        ok.map { AMQPQueueStatus(name: $0.queue.string, messageCount: $0.message_count, consumerCount: $0.consumer_count) }
+                            ?? AMQPQueueStatus(name: "", messageCount: 0, consumerCount: 0))
                 },
                 onError: { promise.fail($0) }))
     }
