@@ -46,14 +46,16 @@ let package = Package(
             path: "Shared/AMQP", swiftSettings: strict),
         .target(name: "Messages", dependencies: ["JSON"], path: "Shared/Messages", swiftSettings: strict),
         .target(name: "QuantFormats", path: "Shared/QuantFormats", swiftSettings: strict),
+        .target(name: "Measurement", path: "Shared/Measurement", swiftSettings: strict),
+        .target(name: "GGUF", path: "Shared/GGUF", swiftSettings: strict),
         .target(
             name: "WideKernels", dependencies: ["QuantFormats"], path: "Shared/WideKernels",
             swiftSettings: strict + wideKernelCPU),
         .target(
-            name: "Inference", dependencies: ["QuantFormats", "WideKernels"], path: "Shared/Inference",
+            name: "Inference", dependencies: ["GGUF", "QuantFormats", "WideKernels", "Measurement"], path: "Shared/Inference",
             swiftSettings: strict),
         .target(
-            name: "Profiles", dependencies: ["JSON", "Inference"], path: "Shared/Profiles",
+            name: "Profiles", dependencies: ["JSON", "GGUF"], path: "Shared/Profiles",
             swiftSettings: strict),
         .target(
             name: "Partitioning", dependencies: ["Profiles", "JSON"], path: "Shared/Partitioning",
@@ -64,7 +66,7 @@ let package = Package(
             name: "Emulation", dependencies: ["Profiles", "Partitioning", "Messages"], path: "Shared/Emulation",
             swiftSettings: strict),
         .target(
-            name: "Simulation", dependencies: ["Profiles", "Partitioning", "Scheduling", "JSON"],
+            name: "Simulation", dependencies: ["Profiles", "Partitioning", "Scheduling", "JSON", "Measurement"],
             path: "Shared/Simulation", swiftSettings: strict),
         .target(name: "Reporting", dependencies: ["JSON", "Simulation"], path: "Shared/Reporting", swiftSettings: strict),
 
@@ -93,8 +95,8 @@ let package = Package(
         .executableTarget(
             name: "HyperionCLI",
             dependencies: [
-                "JSON", "AMQP", "Messages", "ServiceSupport", "Scheduling", "Profiles", "Partitioning", "PlanningOptions", "Inference", "Simulation", "Reporting",
-                "Emulation",
+                "JSON", "AMQP", "Messages", "ServiceSupport", "Scheduling", "Profiles", "Partitioning", "PlanningOptions", "GGUF", "Inference", "Simulation", "Reporting",
+                "Emulation", "Measurement",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -105,7 +107,7 @@ let package = Package(
         .executableTarget(
             name: "StageWorker",
             dependencies: [
-                "AMQP", "JSON", "Messages", "Inference", "Profiles", "Partitioning", "Scheduling", "ServiceSupport", "Emulation",
+                "AMQP", "JSON", "Messages", "GGUF", "Inference", "Profiles", "Partitioning", "Scheduling", "ServiceSupport", "Emulation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -123,7 +125,7 @@ let package = Package(
         .executableTarget(
             name: "Scheduler",
             dependencies: [
-                "AMQP", "JSON", "Messages", "Inference", "Profiles", "Partitioning", "Scheduling", "ServiceSupport",
+                "AMQP", "JSON", "Messages", "GGUF", "Inference", "Profiles", "Partitioning", "Scheduling", "ServiceSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -140,7 +142,7 @@ let package = Package(
         .testTarget(name: "AMQPTests", dependencies: ["AMQP", "Messages"], swiftSettings: strict),
         .testTarget(name: "MessagesTests", dependencies: ["Messages", "JSON"], swiftSettings: strict),
         .testTarget(
-            name: "InferenceTests", dependencies: ["Inference", "JSON"], exclude: ["Fixtures"],
+            name: "InferenceTests", dependencies: ["Inference", "GGUF", "JSON"], exclude: ["Fixtures"],
             swiftSettings: strict),
         .testTarget(name: "SchedulingTests", dependencies: ["Scheduling", "Messages"], swiftSettings: strict),
         .testTarget(
@@ -156,8 +158,9 @@ let package = Package(
             name: "EmulationTests", dependencies: ["Emulation", "Partitioning", "Profiles", "Messages"],
             swiftSettings: strict),
         .testTarget(
-            name: "SimulationTests", dependencies: ["Simulation", "Partitioning", "Profiles", "Scheduling", "JSON"],
+            name: "SimulationTests", dependencies: ["Simulation", "Inference", "Partitioning", "Profiles", "Scheduling", "JSON"],
             swiftSettings: strict),
+        .testTarget(name: "MeasurementTests", dependencies: ["Measurement"], swiftSettings: strict),
         .testTarget(name: "ReportingTests", dependencies: ["Reporting", "JSON", "IntegrationSupport"], swiftSettings: strict),
     ]
 )

@@ -1,6 +1,8 @@
 import AMQP
 import ArgumentParser
 import Foundation
+import ServiceSupport
+import Measurement
 
 /// `hyperion bench amqp`: this AMQP layer against a minimal loop straight on rabbitmq-c, same
 /// broker, same run, for the two body sizes Hyperion's steps have.
@@ -20,12 +22,16 @@ struct BenchAMQPCommand: AsyncParsableCommand {
 
             Examples:
               hyperion bench amqp
-              hyperion bench amqp --url "$(cat .run/admin_url)" --rounds 1
+              hyperion bench amqp --amqp-url "$(cat .run/admin_url)" --rounds 1
             """
     )
 
-    @Option(help: "Broker URL (default: $HYPERION_AMQP_URL).")
-    var url: String?
+    @OptionGroup
+    var broker: BrokerOptions
+
+    /// The old spelling of --amqp-url, kept hidden for one release.
+    @Option(name: .customLong("url"), help: .hidden)
+    var oldURL: String?
 
     @Option(help: "Messages per throughput run with 2.3 KiB bodies.")
     var smallMessages = 20_000
@@ -45,13 +51,12 @@ struct BenchAMQPCommand: AsyncParsableCommand {
     @Option(help: "Most unconfirmed publishes in flight when confirming (both sides).")
     var confirmWindow = 100
 
+    mutating func validate() throws {
+        try broker.adopt(alias: oldURL, spelled: "--url")
+    }
+
     func run() async throws {
-        let brokerURL: AMQPURL
-        if let url {
-            brokerURL = try AMQPURL(url)
-        } else {
-            brokerURL = try AMQPURL.fromEnvironment(ProcessInfo.processInfo.environment)
-        }
+        let brokerURL = try AMQPURL(broker.amqpURL)
         let control = try await AMQPConnection.connect(
             to: brokerURL, configuration: AMQPConnectionConfiguration(connectionName: "bench-control"))
         let queue = "hyperion.bench.\(UInt32.random(in: 0...UInt32.max))"
@@ -75,8 +80,8 @@ struct BenchAMQPCommand: AsyncParsableCommand {
                         rawRates.append(try await bench.raw(bytes: bytes, messages: messages, confirm: confirm))
                         ourRates.append(try await bench.hyperion(bytes: bytes, messages: messages, confirm: confirm))
                     }
-                    let raw = percentile(rawRates.sorted(), 0.5)
-                    let ours = percentile(ourRates.sorted(), 0.5)
+                    let raw = Percentile.of(rawRates.sorted(), 0.5)
+                    let ours = Percentile.of(ourRates.sorted(), 0.5)
                     let figure = confirm ? "msg/s, manual acks + confirms" : "msg/s, manual acks"
                     print(Row(body: label, figure: figure, raw: raw, ours: ours, unit: .rate, target: "≥ 0.5×"))
                 }
@@ -94,12 +99,12 @@ struct BenchAMQPCommand: AsyncParsableCommand {
                 ourHops.sort()
                 print(
                     Row(
-                        body: label, figure: "one-hop latency p50", raw: percentile(rawHops, 0.5),
-                        ours: percentile(ourHops, 0.5), unit: .milliseconds, target: "≤ 1.5×"))
+                        body: label, figure: "one-hop latency p50", raw: Percentile.of(rawHops, 0.5),
+                        ours: Percentile.of(ourHops, 0.5), unit: .milliseconds, target: "≤ 1.5×"))
                 print(
                     Row(
-                        body: label, figure: "one-hop latency p99", raw: percentile(rawHops, 0.99),
-                        ours: percentile(ourHops, 0.99), unit: .milliseconds, target: ""))
+                        body: label, figure: "one-hop latency p99", raw: Percentile.of(rawHops, 0.99),
+                        ours: Percentile.of(ourHops, 0.99), unit: .milliseconds, target: ""))
             }
         } catch {
             _ = try? await control.deleteQueue(queue)
@@ -110,10 +115,6 @@ struct BenchAMQPCommand: AsyncParsableCommand {
         await control.close()
     }
 
-    private func percentile(_ sorted: [Double], _ fraction: Double) -> Double {
-        guard !sorted.isEmpty else { return .nan }
-        return sorted[min(sorted.count - 1, Int((Double(sorted.count - 1) * fraction).rounded()))]
-    }
 }
 
 /// The two sides of each measurement.

@@ -55,8 +55,9 @@ struct BenchEmulationCommand: AsyncParsableCommand {
     @Flag(help: "Measure holds only (no broker needed).")
     var holdsOnly = false
 
-    @Option(help: "Broker URL for the link measurement (HYPERION_AMQP_URL; else .run/amqp_url; else a local broker).")
-    var amqpURL: String = ProcessEnvironment.amqpURL()
+    @OptionGroup
+    var broker: BrokerOptions
+    var amqpURL: String { broker.amqpURL }
 
     @Option(help: "Size of each message sent through the link.")
     var messageBytes: Int = 1_048_576
@@ -123,7 +124,7 @@ struct BenchEmulationCommand: AsyncParsableCommand {
             for scale in scales {
                 let emulated: EmulatedStage
                 do {
-                    emulated = try EmulatedStage(cost: cost, device: node.figures, timeScale: scale, blocks: "\(stage.firstBlock)...\(stage.lastBlock)")
+                    emulated = try EmulatedStage(cost: cost, device: node.figures, timeScale: scale, blocks: "\(stage.blockRange)")
                 } catch {
                     print("\(stage.tierName): \(error)")
                     continue

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Inference
 import JSON
+import GGUF
 
 /// `hyperion bench inference`: tokens per second of the CPU runtime, beside llama.cpp's figures.
 struct BenchInferenceCommand: ParsableCommand {
@@ -23,7 +24,7 @@ struct BenchInferenceCommand: ParsableCommand {
 
             Examples:
               hyperion bench inference
-              hyperion bench inference --threads 1 --decode-tokens 32 --precision float32
+              hyperion bench inference --threads 1 --output-tokens 32 --precision float32
             """
     )
 
@@ -37,7 +38,11 @@ struct BenchInferenceCommand: ParsableCommand {
     var threads = 2
 
     @Option(help: "Decode tokens per run (the fixture's figure used 64).")
-    var decodeTokens = 64
+    var outputTokens = 64
+
+    /// The old spelling of --output-tokens, kept hidden for one release.
+    @Option(name: .customLong("decode-tokens"), help: .hidden)
+    var oldDecodeTokens: Int?
 
     @Option(help: "Decode steps per batched-decode run.")
     var batchSteps = 32
@@ -48,9 +53,10 @@ struct BenchInferenceCommand: ParsableCommand {
     @Option(help: "Activation precision in products: int8 or float32.")
     var precision = "int8"
 
-    func validate() throws {
-        guard threads >= 1, decodeTokens >= 1, batchSteps >= 1, runs >= 1 else {
-            throw ValidationError("--threads, --decode-tokens, --batch-steps and --runs must be ≥ 1")
+    mutating func validate() throws {
+        if let oldDecodeTokens { outputTokens = oldDecodeTokens }
+        guard threads >= 1, outputTokens >= 1, batchSteps >= 1, runs >= 1 else {
+            throw ValidationError("--threads, --output-tokens, --batch-steps and --runs must be ≥ 1")
         }
         guard ActivationPrecision(rawValue: precision) != nil else {
             throw ValidationError("--precision must be int8 or float32, got \(precision)")
@@ -91,14 +97,14 @@ struct BenchInferenceCommand: ParsableCommand {
                 let start = ContinuousClock.now
                 var logits = try executor.run(Step(cache: id, startPosition: 0, input: .tokens(prompt)))
                 let prefilled = ContinuousClock.now
-                for i in 0..<decodeTokens {
+                for i in 0..<outputTokens {
                     let next = Sampler.sample(logits.row(0), parameters: .greedy, position: prompt.count + i).token
                     logits = try executor.run(Step(cache: id, startPosition: prompt.count + i, input: .tokens([next])))
                 }
                 let done = ContinuousClock.now
                 executor.release(id)
                 prefill = max(prefill, Double(prompt.count) / seconds(prefilled - start))
-                decode = max(decode, Double(decodeTokens) / seconds(done - prefilled))
+                decode = max(decode, Double(outputTokens) / seconds(done - prefilled))
             }
             print(
                 line(
@@ -106,7 +112,7 @@ struct BenchInferenceCommand: ParsableCommand {
                     reference: threadCount == 2 ? reference.prefillTokensPerSecond : nil, target: 0.5))
             print(
                 line(
-                    "decode \(decodeTokens) tokens, \(threadCount) thread\(threadCount == 1 ? "" : "s")", decode,
+                    "decode \(outputTokens) tokens, \(threadCount) thread\(threadCount == 1 ? "" : "s")", decode,
                     reference: threadCount == 2 ? reference.decodeTokensPerSecond : nil, target: 0.7))
         }
 

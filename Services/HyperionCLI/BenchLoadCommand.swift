@@ -8,6 +8,8 @@ import Profiles
 import ServiceSupport
 import Simulation
 import Synchronization
+import Measurement
+import GGUF
 
 /// `hyperion bench load`: a running Hyperion under open- or closed-loop load, reported in the
 /// shape of `hyperion simulate --json` so measured and simulated systems compare line by line.
@@ -52,8 +54,9 @@ struct BenchLoadCommand: AsyncParsableCommand {
                 --system hyperion --workload chat --json --output results.json
             """)
 
-    @Option(help: "Broker URL (HYPERION_AMQP_URL; else .run/amqp_url; else a local broker).")
-    var amqpURL: String = ProcessEnvironment.amqpURL()
+    @OptionGroup
+    var broker: BrokerOptions
+    var amqpURL: String { broker.amqpURL }
 
     @Option(help: "Open-loop arrival rates in requests per second, comma-separated.")
     var rates: String?
@@ -286,13 +289,13 @@ struct BenchLoadCommand: AsyncParsableCommand {
         for result in results {
             let utilisation = result.tierUtilization.map { "\($0.name) \(Self.format($0.fraction * 100, 0))%" }.joined(separator: " ")
             print([
-                Self.pad(result.point.description, 17), Self.pad("\(result.completed)", 6), Self.pad("\(result.failed)", 6),
-                Self.pad(Self.format(result.tokensPerSecond, 1), 10),
-                Self.pad("\(Self.format(result.meanTTFTSeconds * 1000, 0))/\(Self.format(result.p95TTFTSeconds * 1000, 0))", 19),
-                Self.pad("\(Self.format(result.p50InterTokenSeconds * 1000, 1))/\(Self.format(result.p95InterTokenSeconds * 1000, 1))/\(Self.format(result.maxInterTokenSeconds * 1000, 0))", 23),
-                Self.pad("\(Self.format(result.meanLatencySeconds, 2))/\(Self.format(result.p95LatencySeconds, 2))", 20),
-                Self.pad(Self.format(result.meanQueueSeconds * 1000, 1), 10),
-                Self.pad(result.meanBatchSteps.map { Self.format($0, 1) } ?? "-", 7), utilisation,
+                padded(result.point.description, 17), padded("\(result.completed)", 6), padded("\(result.failed)", 6),
+                padded(Self.format(result.tokensPerSecond, 1), 10),
+                padded("\(Self.format(result.meanTTFTSeconds * 1000, 0))/\(Self.format(result.p95TTFTSeconds * 1000, 0))", 19),
+                padded("\(Self.format(result.p50InterTokenSeconds * 1000, 1))/\(Self.format(result.p95InterTokenSeconds * 1000, 1))/\(Self.format(result.maxInterTokenSeconds * 1000, 0))", 23),
+                padded("\(Self.format(result.meanLatencySeconds, 2))/\(Self.format(result.p95LatencySeconds, 2))", 20),
+                padded(Self.format(result.meanQueueSeconds * 1000, 1), 10),
+                padded(result.meanBatchSteps.map { Self.format($0, 1) } ?? "-", 7), utilisation,
             ].joined())
         }
         for result in results where !result.failureReasons.isEmpty {
@@ -312,9 +315,6 @@ struct BenchLoadCommand: AsyncParsableCommand {
         value.isFinite ? String(format: "%.\(digits)f", value) : "-"
     }
 
-    static func pad(_ text: String, _ width: Int) -> String {
-        text.count >= width ? text + " " : text + String(repeating: " ", count: width - text.count)
-    }
 }
 
 /// What the client saw of one request.
@@ -584,23 +584,17 @@ struct LoadPointResult {
         failed = measured.count - done.count
         failures = Dictionary(measured.compactMap(\.failure).map { ($0.split(separator: ":").first.map(String.init) ?? $0, 1) }, uniquingKeysWith: +)
         failureReasons = Dictionary(measured.compactMap(\.failure).map { (String($0.prefix(200)), 1) }, uniquingKeysWith: +)
-        func mean(_ values: [Double]) -> Double { values.isEmpty ? 0 : values.reduce(0, +) / Double(values.count) }
-        func percentile(_ values: [Double], _ fraction: Double) -> Double {
-            let sorted = values.sorted()
-            guard !sorted.isEmpty else { return 0 }
-            return sorted[min(sorted.count, max(1, Int((fraction * Double(sorted.count)).rounded(.up)))) - 1]
-        }
         let latencies = done.compactMap { record in record.finishedAt.map { $0 - record.publishedAt } }
         let ttfts = done.compactMap { record in record.tokenArrivals.first.map { $0 - record.publishedAt } }
         let gaps = done.flatMap { record in zip(record.tokenArrivals.dropFirst(), record.tokenArrivals).map { $0 - $1 } }
         meanLatencySeconds = mean(latencies)
-        p50LatencySeconds = percentile(latencies, 0.5)
-        p95LatencySeconds = percentile(latencies, 0.95)
-        p99LatencySeconds = percentile(latencies, 0.99)
+        p50LatencySeconds = Percentile.of(latencies, 0.5)
+        p95LatencySeconds = Percentile.of(latencies, 0.95)
+        p99LatencySeconds = Percentile.of(latencies, 0.99)
         meanTTFTSeconds = mean(ttfts)
-        p95TTFTSeconds = percentile(ttfts, 0.95)
-        p50InterTokenSeconds = percentile(gaps, 0.5)
-        p95InterTokenSeconds = percentile(gaps, 0.95)
+        p95TTFTSeconds = Percentile.of(ttfts, 0.95)
+        p50InterTokenSeconds = Percentile.of(gaps, 0.5)
+        p95InterTokenSeconds = Percentile.of(gaps, 0.95)
         maxInterTokenSeconds = gaps.max() ?? 0
         meanQueueSeconds = mean(done.compactMap { $0.result?.timings.queueSeconds })
         let span = max(window.end - window.start, 1e-9)

@@ -5,6 +5,8 @@ import Inference
 import JSON
 import Messages
 import ServiceSupport
+import Measurement
+import GGUF
 
 /// `hyperion bench pipeline`: what splitting the model across stage workers costs one request,
 /// beside the whole model in this process.
@@ -45,8 +47,9 @@ struct BenchPipelineCommand: AsyncParsableCommand {
               hyperion bench pipeline --stages 1,3 --repeats 1 --json
             """)
 
-    @Option(help: "Broker URL (HYPERION_AMQP_URL; else .run/amqp_url; else a local broker).")
-    var amqpURL: String = ProcessEnvironment.amqpURL()
+    @OptionGroup
+    var broker: BrokerOptions
+    var amqpURL: String { broker.amqpURL }
 
     @Option(help: "GGUF model file (default: $HYPERION_MODEL, else models/SmolLM2-135M-Instruct.Q4_1.gguf).")
     var model: String?
@@ -58,7 +61,11 @@ struct BenchPipelineCommand: AsyncParsableCommand {
     var promptTokens = 182
 
     @Option(help: "Tokens to generate per request (max_tokens).")
-    var decodeTokens = 64
+    var outputTokens = 64
+
+    /// The old spelling of --output-tokens, kept hidden for one release.
+    @Option(name: .customLong("decode-tokens"), help: .hidden)
+    var oldDecodeTokens: Int?
 
     @Option(help: "Stage counts to measure, comma-separated, each 1...3.")
     var stages = "1,2,3"
@@ -79,14 +86,15 @@ struct BenchPipelineCommand: AsyncParsableCommand {
         stages.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
     }
 
-    func validate() throws {
+    mutating func validate() throws {
+        if let oldDecodeTokens { outputTokens = oldDecodeTokens }
         let counts = stageCounts
         guard !counts.isEmpty, counts.count == stages.split(separator: ",").count,
             counts.allSatisfy({ (1...PipelineBenchCluster.tierNames.count).contains($0) }), Set(counts).count == counts.count
         else {
             throw ValidationError("--stages: expected distinct stage counts in 1...3, comma-separated, got '\(stages)'")
         }
-        guard decodeTokens >= 2 else { throw ValidationError("--decode-tokens: expected an integer >= 2 (decode speed needs two tokens)") }
+        guard outputTokens >= 2 else { throw ValidationError("--output-tokens: expected an integer >= 2 (decode speed needs two tokens)") }
         guard repeats >= 1 else { throw ValidationError("--repeats: expected an integer >= 1") }
         guard threads >= 1 else { throw ValidationError("--threads: expected an integer >= 1") }
         guard timeoutSeconds > 0 else { throw ValidationError("--timeout-seconds: expected a number > 0") }
@@ -134,8 +142,8 @@ struct BenchPipelineCommand: AsyncParsableCommand {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
 
         let baseline = LocalBaseline(model: transformer, tokenizer: tokenizer, threads: threads)
-        progress("local warm-up: \(promptTokens.count)-token prompt, \(decodeTokens) decode tokens, \(threads) thread\(threads == 1 ? "" : "s")")
-        let warmUp = try await baseline.generate(promptTokens: promptTokens, decodeTokens: decodeTokens)
+        progress("local warm-up: \(promptTokens.count)-token prompt, \(outputTokens) decode tokens, \(threads) thread\(threads == 1 ? "" : "s")")
+        let warmUp = try await baseline.generate(promptTokens: promptTokens, decodeTokens: outputTokens)
 
         var rows: [PipelineRow] = []
         for stageCount in stageCounts {
@@ -189,12 +197,12 @@ struct BenchPipelineCommand: AsyncParsableCommand {
         var runs: [PipelineRun] = []
         var localRuns: [LocalRun] = []
         for index in 0..<repeats {
-            let local = try await baseline.generate(promptTokens: promptTokens, decodeTokens: decodeTokens)
+            let local = try await baseline.generate(promptTokens: promptTokens, decodeTokens: outputTokens)
             localRuns.append(local)
             let probe = try await send(
                 request(id: "bench-\(stageCount)-prefill-\(index)", promptTokens: promptTokens, maxTokens: 1), on: connection, cluster: cluster, registry: registry)
             let measured = try await send(
-                request(id: "bench-\(stageCount)-run-\(index)", promptTokens: promptTokens, maxTokens: decodeTokens), on: connection, cluster: cluster, registry: registry)
+                request(id: "bench-\(stageCount)-run-\(index)", promptTokens: promptTokens, maxTokens: outputTokens), on: connection, cluster: cluster, registry: registry)
             let run = PipelineRun(stageCount: stageCount, measured: measured, prefill: probe.result.timings)
             runs.append(run)
             progress(
@@ -317,7 +325,7 @@ struct BenchPipelineCommand: AsyncParsableCommand {
     // MARK: Report
 
     private func printTable(local: LocalSummary, rows: [PipelineRow], promptTokens: Int) {
-        print("hyperion bench pipeline: \(promptTokens)-token \(prompt == nil ? "counting" : "given") prompt, \(decodeTokens) greedy decode tokens, \(threads) compute thread\(threads == 1 ? "" : "s") per stage worker and locally; medians of \(repeats) rounds per stage count")
+        print("hyperion bench pipeline: \(promptTokens)-token \(prompt == nil ? "counting" : "given") prompt, \(outputTokens) greedy decode tokens, \(threads) compute thread\(threads == 1 ? "" : "s") per stage worker and locally; medians of \(repeats) rounds per stage count")
         print(
             "local (in-process, \(local.runs.count) runs): TTFT \(format(local.ttftSeconds * 1000, digits: 1)) ms, decode \(format(local.decodeTokensPerSecond, digits: 1)) tok/s, "
                 + "\(local.tokenCount) tokens (\(local.finishReason))")
@@ -325,24 +333,24 @@ struct BenchPipelineCommand: AsyncParsableCommand {
         print("stages  TTFT ms  ×local  decode tok/s  ×local  local tok/s  ms/token  compute ms/token  hop overhead ms  tokens  finish  same tokens as local")
         for row in rows {
             let columns = [
-                pad("\(row.stageCount)", 8),
-                pad(format(row.ttftSeconds * 1000, digits: 1), 9),
-                pad(format(row.ttftRatio, digits: 2), 8),
-                pad(format(row.decodeTokensPerSecond, digits: 1), 14),
-                pad(format(row.decodeRatio, digits: 2), 8),
-                pad(format(row.localDecodeTokensPerSecond, digits: 1), 13),
-                pad(format(row.clientSecondsPerDecodeToken * 1000, digits: 2), 10),
-                pad(format(row.computeSecondsPerDecodeToken * 1000, digits: 2), 18),
-                pad(format(row.hopOverheadSeconds * 1000, digits: 3), 17),
-                pad("\(row.tokenCount)", 8),
-                pad(row.finishReason, 8),
+                padded("\(row.stageCount)", 8),
+                padded(format(row.ttftSeconds * 1000, digits: 1), 9),
+                padded(format(row.ttftRatio, digits: 2), 8),
+                padded(format(row.decodeTokensPerSecond, digits: 1), 14),
+                padded(format(row.decodeRatio, digits: 2), 8),
+                padded(format(row.localDecodeTokensPerSecond, digits: 1), 13),
+                padded(format(row.clientSecondsPerDecodeToken * 1000, digits: 2), 10),
+                padded(format(row.computeSecondsPerDecodeToken * 1000, digits: 2), 18),
+                padded(format(row.hopOverheadSeconds * 1000, digits: 3), 17),
+                padded("\(row.tokenCount)", 8),
+                padded(row.finishReason, 8),
                 row.matches(local.expectedTokens) ? "yes" : "no",
             ]
             print(columns.joined())
         }
         if local.finishReason != "length" || rows.contains(where: { $0.finishReason != "length" }) {
             print("")
-            print("note: generation stopped before \(decodeTokens) tokens (end of generation), so the decode figures rest on fewer steps; the counting prompt (no --prompt) avoids that.")
+            print("note: generation stopped before \(outputTokens) tokens (end of generation), so the decode figures rest on fewer steps; the counting prompt (no --prompt) avoids that.")
         }
         if let three = rows.first(where: { $0.stageCount == 3 }) {
             print("")
@@ -355,7 +363,7 @@ struct BenchPipelineCommand: AsyncParsableCommand {
     private func report(local: LocalSummary, rows: [PipelineRow], promptTokens: Int) -> JSONValue {
         let settings = JSONObject([
             ("prompt_tokens", .int(Int64(promptTokens))), ("prompt", .string(prompt == nil ? "counting" : "given")),
-            ("decode_tokens", .int(Int64(decodeTokens))), ("threads", .int(Int64(threads))), ("repeats", .int(Int64(repeats))),
+            ("decode_tokens", .int(Int64(outputTokens))), ("threads", .int(Int64(threads))), ("repeats", .int(Int64(repeats))),
             ("greedy", true),
         ])
         let localObject = JSONObject([
@@ -570,6 +578,3 @@ private func format(_ value: Double, digits: Int) -> String {
     value.isFinite ? String(format: "%.\(digits)f", value) : "-"
 }
 
-private func pad(_ text: String, _ width: Int) -> String {
-    text.count >= width ? text + " " : text + String(repeating: " ", count: width - text.count)
-}

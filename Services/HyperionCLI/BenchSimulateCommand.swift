@@ -90,7 +90,7 @@ struct BenchSimulateCommand: ParsableCommand {
         print("\(nodes) nodes (\(edgeCount) edge, \(fogCount) fog, \(cloudCount) cloud), \(requests) requests of "
             + "\(promptTokens) + \(outputTokens) tokens, \(system.name), Poisson at "
             + String(format: "%.1f req/s (%.2f of the plan's %.1f)", rate, load, partition.requestsPerSecond))
-        print("plan: " + partition.stages.map { "\($0.tierName) blocks \($0.firstBlock)–\($0.lastBlock) on \($0.nodes.count) nodes" }
+        print("plan: " + partition.stages.map { "\($0.tierName) blocks \($0.blockRange) on \($0.nodes.count) nodes" }
             .joined(separator: ", "))
         let clock = ContinuousClock()
         let start = clock.now

@@ -4,6 +4,7 @@ import Inference
 import JSON
 import Messages
 import ServiceSupport
+import GGUF
 
 /// `hyperion generate`: through a running Hyperion (the request goes onto `hyperion.ingress`),
 /// or with `--local` the whole model in this process — the reference a pipelined run must match
@@ -19,7 +20,7 @@ struct GenerateCommand: AsyncParsableCommand {
             result object instead (text, tokens, finish_reason, usage, route, plan_version, attempts, \
             timings). A broker with TLS takes an amqps:// URL with its certificates in the query: \
             amqps://client:PASS@host:5671/%2F?cacertfile=ca.pem[&certfile=client.pem&keyfile=client.key]. \
-            Ctrl-C or --timeout cancels the request in the system (and --timeout is sent as its \
+            Ctrl-C or --timeout-seconds cancels the request in the system (and it is sent as its \
             deadline), so no stage worker keeps decoding for nobody. The exit status says what went \
             wrong: 2 bad input (a flag, the URL, a prompt the system refuses as too long), 69 no \
             broker or no Hyperion services on it, 75 overloaded (the request queue is full; try \
@@ -39,14 +40,20 @@ struct GenerateCommand: AsyncParsableCommand {
     @Flag(help: "Run the whole model in this process (no broker).")
     var local = false
 
-    @Option(help: "Broker URL, without --local (default: HYPERION_AMQP_URL, else .run/amqp_url, else a local broker).")
-    var amqpURL: String?
+    @OptionGroup
+    var broker: BrokerOptions
 
     @Option(parsing: .unconditional, help: "Seconds to wait for the result, without --local; then the request is cancelled.")
-    var timeout = 600.0
+    var timeoutSeconds = 600.0
 
-    @Option(help: "Also write the result object (JSON) to this file, without --local; tokens still stream.")
-    var saveResult: String?
+    @Option(help: ArgumentHelp("Also write the result object (JSON) to this file, without --local; tokens still stream.", valueName: "file.json"))
+    var output: String?
+
+    /// Old spellings of --timeout-seconds and --output, kept hidden for one release.
+    @Option(name: .customLong("timeout"), parsing: .unconditional, help: .hidden)
+    var oldTimeout: Double?
+    @Option(name: .customLong("save-result"), help: .hidden)
+    var oldSaveResult: String?
 
     @Option(help: "GGUF model file, with --local (default: $HYPERION_MODEL, else models/SmolLM2-135M-Instruct.Q4_1.gguf).")
     var model: String?
@@ -83,7 +90,7 @@ struct GenerateCommand: AsyncParsableCommand {
     @Option(help: "Token ids instead of a prompt, comma-separated (e.g. 504,3458,282).")
     var tokens: String?
 
-    @Option(parsing: .unconditional, help: "Compute threads, with --local (default: every core).")
+    @Option(parsing: .unconditional, help: "Compute threads, with --local (default: every core: one process runs the whole model).")
     var threads: Int?
 
     @Option(help: "Activation precision in products: int8 (fast) or float32 (closest to a float reference).")
@@ -92,15 +99,24 @@ struct GenerateCommand: AsyncParsableCommand {
     @Argument(help: "The prompt.")
     var prompt: String?
 
-    func validate() throws {
+    mutating func validate() throws {
+        if let oldTimeout { timeoutSeconds = oldTimeout }
+        if let oldSaveResult {
+            guard output == nil else { throw ValidationError("--save-result and --output: give one (--save-result is the old spelling)") }
+            output = oldSaveResult
+        }
         if !local {
-            guard timeout > 0, timeout.isFinite else { throw ValidationError("--timeout must be > 0 seconds, got \(timeout)") }
+            guard timeoutSeconds > 0, timeoutSeconds.isFinite else {
+                throw ValidationError("--timeout-seconds must be > 0 seconds, got \(timeoutSeconds)")
+            }
             guard !ignoreEos else { throw ValidationError("--ignore-eos is available only with --local") }
             guard threads == nil, precision == "int8" else {
                 throw ValidationError("--threads and --precision set how this process computes: use them with --local")
             }
-        } else if saveResult != nil {
-            throw ValidationError("--save-result is for requests through the broker; with --local use --json")
+        } else if output != nil {
+            throw ValidationError("--output is for requests through the broker; with --local use --json")
+        } else if broker.isGiven {
+            throw ValidationError("--amqp-url is for requests through the broker; --local uses no broker")
         }
         guard maxTokens >= 1 else { throw ValidationError("--max-tokens must be ≥ 1, got \(maxTokens)") }
         guard temperature >= 0 else { throw ValidationError("--temperature must be ≥ 0, got \(temperature)") }
@@ -138,7 +154,7 @@ struct GenerateCommand: AsyncParsableCommand {
         let request = InferenceRequest(
             id: nil, input: input, maxTokens: maxTokens, temperature: temperature, topP: topP, topK: topK, seed: seed,
             stop: stop.isEmpty ? nil : stop, stream: !json)
-        let client = RemoteGeneration(amqpURL: amqpURL ?? ProcessEnvironment.amqpURL(), request: request, timeoutSeconds: timeout)
+        let client = RemoteGeneration(amqpURL: broker.amqpURL, request: request, timeoutSeconds: timeoutSeconds)
         let result: ResultReply
         do {
             result = try await client.run { token in
@@ -150,11 +166,11 @@ struct GenerateCommand: AsyncParsableCommand {
             throw ExitCode(error.exitCode)
         }
         let resultJSON = (try? JSONCoding.encode(result)) ?? "{}"
-        if let saveResult {
+        if let output {
             do {
-                try (resultJSON + "\n").write(toFile: saveResult, atomically: true, encoding: .utf8)
+                try (resultJSON + "\n").write(toFile: output, atomically: true, encoding: .utf8)
             } catch {
-                printError("hyperion generate: cannot write --save-result \(saveResult): \(error)")
+                printError("hyperion generate: cannot write --output \(output): \(error)")
                 throw ExitCode.failure
             }
         }

@@ -18,7 +18,7 @@ enum PlanTable {
         let header = ["tier", "blocks", "weights", "KV", "need / largest node", "nodes", "compute/req", "link/req"]
         var rows: [[String]] = [header]
         for stage in partition.stages {
-            var blocks = "\(stage.firstBlock)–\(stage.lastBlock) (\(stage.blockCount))"
+            var blocks = "\(stage.blockRange) (\(stage.blockCount))"
             if stage.holdsEmbedding { blocks = "emb+" + blocks }
             if stage.holdsHead { blocks += "+head" }
             let nodes = stage.nodes.count <= 3 ? stage.nodes.joined(separator: ",") : "\(stage.nodes.count) nodes"

@@ -23,7 +23,7 @@ struct ReportCommand: ParsableCommand {
             (0.3, 0.5, 0.7 and 0.9 of that throughput in the shipped scenarios), then runs each system \
             closed-loop at its own saturation (for utilisation at saturation). Same planner and \
             router as the services. With --simulated FILE it reads saved results instead \
-            (`hyperion simulate --json`, or a file written by --save-results).
+            (`hyperion simulate --json`, or a file written by --simulated-output).
               2. Live results. Each --live FILE is a saved `hyperion bench load --json` result of \
             running services; it is shown beside the simulation, never mixed into it. \
             scripts/live-experiment writes one per system from the emulated paper testbed.
@@ -41,9 +41,9 @@ struct ReportCommand: ParsableCommand {
 
             Examples:
               hyperion report                                   # the four shipped scenarios, ~80 s
-              hyperion report --requests 100 --out /tmp/r.html  # a quick, noisier pass
+              hyperion report --requests 100 --output /tmp/r.html  # a quick, noisier pass
               hyperion report --scenarios examples/scenarios/paper-testbed.json \\
-                --save-results results/sim.json
+                --simulated-output results/sim.json
               hyperion report --simulated results/sim.json --live results/live-*.json
               hyperion report --skip-simulation --live results/live.json
             """
@@ -82,7 +82,7 @@ struct ReportCommand: ParsableCommand {
     var skipSimulation = false
 
     @Option(help: ArgumentHelp("Where to write the HTML report.", valueName: "file.html"))
-    var out = "report.html"
+    var output = "report.html"
 
     @Option(
         name: .customLong("figures"),
@@ -90,15 +90,28 @@ struct ReportCommand: ParsableCommand {
     var figuresPath: String?
 
     @Option(
-        name: .customLong("save-results"),
+        name: .customLong("simulated-output"),
         help: ArgumentHelp("Also write the raw simulated results, to read back with --simulated.", valueName: "file.json"))
-    var saveResults: String?
+    var simulatedOutput: String?
+
+    /// Old spellings of --output and --simulated-output, kept hidden for one release.
+    @Option(name: .customLong("out"), help: .hidden)
+    var oldOut: String?
+    @Option(name: .customLong("save-results"), help: .hidden)
+    var oldSaveResults: String?
 
     struct BadInput: Error {
         let message: String
     }
 
-    func validate() throws {
+    mutating func validate() throws {
+        if let oldOut { output = oldOut }
+        if let oldSaveResults {
+            guard simulatedOutput == nil else {
+                throw ValidationError("--save-results and --simulated-output: give one (--save-results is the old spelling)")
+            }
+            simulatedOutput = oldSaveResults
+        }
         if skipSimulation && simulatedFiles.isEmpty && liveFiles.isEmpty {
             throw ValidationError("--skip-simulation leaves nothing to report: give --live or --simulated result files")
         }
@@ -129,9 +142,9 @@ struct ReportCommand: ParsableCommand {
                     context.append(
                         "Simulated: scenario \(experiment.scenario.name), \(experiment.requests) requests per load point, seed \(experiment.seed).")
                 }
-                if let saveResults {
-                    try Self.write(JSONValue.object(JSONObject([("runs", .array(documents))])).serialized(pretty: true), to: saveResults)
-                    progress("raw results written to \(saveResults)")
+                if let simulatedOutput {
+                    try Self.write(JSONValue.object(JSONObject([("runs", .array(documents))])).serialized(pretty: true), to: simulatedOutput)
+                    progress("raw results written to \(simulatedOutput)")
                 }
             }
             for (path, set) in live {
@@ -144,15 +157,15 @@ struct ReportCommand: ParsableCommand {
             throw ExitCode(2)
         }
         let figures = ExperimentFigures(results)
-        let figuresFile = figuresPath ?? Self.replacingExtension(of: out, with: "json")
+        let figuresFile = figuresPath ?? Self.replacingExtension(of: output, with: "json")
         do throws(BadInput) {
             try Self.write(figures.jsonValue.serialized(pretty: true), to: figuresFile)
-            try Self.write(ReportHTML.render(figures, title: "Hyperion against GPipe and HEFT", context: context), to: out)
+            try Self.write(ReportHTML.render(figures, title: "Hyperion against GPipe and HEFT", context: context), to: output)
         } catch {
             FileHandle.standardError.write(Data("hyperion report: \(error.message)\n".utf8))
             throw ExitCode(1)
         }
-        progress("report written to \(out), figures to \(figuresFile)")
+        progress("report written to \(output), figures to \(figuresFile)")
         print(Self.headline(figures))
     }
 

@@ -4,6 +4,7 @@ import JSON
 import Partitioning
 import Profiles
 import Simulation
+import Measurement
 
 /// `hyperion simulate`: the discrete-event simulator on a scenario file, comparing systems at
 /// load points, with the same planner and router the services run.
@@ -168,8 +169,8 @@ struct SimulateCommand: ParsableCommand {
         lines += report.notes
         lines.append("")
         let header = [
-            pad("workload", 12), pad("system", 18), pad("load", 20), pad("mean", 10), pad("p95", 10), pad("ttft", 10),
-            pad("tokens/s", 10), pad("done", 7), pad("failed", 7), "utilisation (tiers, links)",
+            padded("workload", 12), padded("system", 18), padded("load", 20), padded("mean", 10), padded("p95", 10), padded("ttft", 10),
+            padded("tokens/s", 10), padded("done", 7), padded("failed", 7), "utilisation (tiers, links)",
         ].joined()
         lines.append(header)
         for point in report.points {
@@ -179,7 +180,7 @@ struct SimulateCommand: ParsableCommand {
             case .concurrency(let clients): load = "\(clients) clients"
             }
             if let fraction = point.rateFraction { load += String(format: " (%.2f)", fraction) }
-            let prefix = pad(point.workload, 12) + pad(point.system.name, 18) + pad(load, 20)
+            let prefix = padded(point.workload, 12) + padded(point.system.name, 18) + padded(load, 20)
             guard let result = point.result else {
                 lines.append(prefix + "infeasible: " + (point.plan.infeasibility?.reason ?? "no plan"))
                 continue
@@ -187,15 +188,12 @@ struct SimulateCommand: ParsableCommand {
             let utilisation = (result.tierUtilization + result.linkUtilization)
                 .map { "\($0.name) \(String(format: "%.2f", $0.fraction))" }.joined(separator: " ")
             lines.append(
-                prefix + pad(PlanTable.seconds(result.meanLatencySeconds), 10)
-                    + pad(PlanTable.seconds(result.p95LatencySeconds), 10) + pad(PlanTable.seconds(result.meanTTFTSeconds), 10)
-                    + pad(String(format: "%.1f", result.tokensPerSecond), 10) + pad("\(result.completed)", 7)
-                    + pad("\(result.failed)", 7) + utilisation)
+                prefix + padded(PlanTable.seconds(result.meanLatencySeconds), 10)
+                    + padded(PlanTable.seconds(result.p95LatencySeconds), 10) + padded(PlanTable.seconds(result.meanTTFTSeconds), 10)
+                    + padded(String(format: "%.1f", result.tokensPerSecond), 10) + padded("\(result.completed)", 7)
+                    + padded("\(result.failed)", 7) + utilisation)
         }
         return lines.joined(separator: "\n")
     }
 
-    private static func pad(_ text: String, _ width: Int) -> String {
-        text.count >= width ? text + " " : text.padding(toLength: width, withPad: " ", startingAt: 0)
-    }
 }

@@ -20,8 +20,9 @@ struct StatusCommand: AsyncParsableCommand {
               hyperion status --amqp-url "$(cat .run/admin_url)" --listen 5 --json
             """)
 
-    @Option(help: "Broker URL (HYPERION_AMQP_URL; else .run/amqp_url; else a local broker).")
-    var amqpURL: String = ProcessEnvironment.amqpURL()
+    @OptionGroup
+    var broker: BrokerOptions
+    var amqpURL: String { broker.amqpURL }
 
     @Option(parsing: .unconditional, help: "Seconds to listen for heartbeats (> 0; workers beat every 1 s by default).")
     var listen: Double = 2.5
@@ -95,7 +96,7 @@ struct StatusCommand: AsyncParsableCommand {
                 print("  on the nodes' measured compute speeds: \(format(live)) s per request")
             }
             for stage in plan.partition.stages {
-                print("  \(stage.tierName.padding(8))blocks \(stage.firstBlock)...\(stage.lastBlock)")
+                print("  \(stage.tierName.padding(8))blocks \(stage.blockRange)")
             }
         } else {
             print("plan: none (is the partition-planner running?)")

@@ -38,8 +38,11 @@ struct LinkEmulatorCommand: AsyncParsableCommand {
             """,
         version: "link-emulator \(BuildInfo.version), commit \(BuildInfo.commit)")
 
-    @Option(help: "Broker URL (HYPERION_AMQP_URL; else .run/amqp_url; else a local broker).")
-    var amqpURL: String = ProcessEnvironment.amqpURL()
+    @OptionGroup
+    var broker: BrokerOptions
+
+    @OptionGroup
+    var service: ServiceOptions
 
     @Option(help: "The link's name: its queue is hyperion.link.NAME; with --topology, edge-fog, fog-cloud, …, return.")
     var link: String = ""
@@ -99,11 +102,11 @@ struct LinkEmulatorCommand: AsyncParsableCommand {
                 throw ExitCode(2)
             }
         }
-        ProcessEnvironment.bootstrapLogging()
+        service.bootstrapLogging()
         var logger = Logger(label: "hyperion.link-emulator")
         logger[metadataKey: "link"] = "\(link)"
         let settings = LinkEmulatorSettings(
-            amqpURL: amqpURL, link: specification, timeScale: (try? TimeScale(timeScale)) ?? .real, prefetch: prefetch,
+            amqpURL: broker.amqpURL, link: specification, timeScale: (try? TimeScale(timeScale)) ?? .real, prefetch: prefetch,
             reportSeconds: reportSeconds, drainSeconds: drainSeconds)
         do {
             try await LinkEmulatorService(settings: settings, logger: logger).run()

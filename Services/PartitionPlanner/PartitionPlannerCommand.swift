@@ -56,12 +56,11 @@ struct PartitionPlannerCommand: AsyncParsableCommand {
         version: "partition-planner \(BuildInfo.version), commit \(BuildInfo.commit)"
     )
 
-    @Option(
-        name: .customLong("amqp-url"),
-        help: ArgumentHelp(
-            "Broker URL (HYPERION_AMQP_URL; else the one in .run/amqp_url; else amqp://guest:guest@localhost:5672/).",
-            valueName: "amqp://user:pass@host:port/vhost"))
-    var amqpURL: String?
+    @OptionGroup
+    var broker: BrokerOptions
+
+    @OptionGroup
+    var service: ServiceOptions
 
     @OptionGroup var planning: PlanningOptions
 
@@ -97,11 +96,6 @@ struct PartitionPlannerCommand: AsyncParsableCommand {
             valueName: "seconds"))
     var heartbeatSeconds: String?
 
-    @Option(
-        name: .customLong("log-level"),
-        help: ArgumentHelp("trace, debug, info (default), notice, warning, error or critical (HYPERION_LOG_LEVEL).", valueName: "level"))
-    var logLevel: String?
-
     /// A refusal of the user's input: printed, then exit 2.
     struct BadInput: Error {
         let message: String
@@ -109,16 +103,14 @@ struct PartitionPlannerCommand: AsyncParsableCommand {
 
     func run() async throws {
         let settings: PartitionPlannerSettings
-        let level: Logger.Level?
         do {
-            (settings, level) = try makeSettings()
+            settings = try makeSettings()
         } catch {
             printError("partition-planner: \(error.message)")
             throw ExitCode(2)
         }
-        ProcessEnvironment.bootstrapLogging()
+        service.bootstrapLogging()
         var logger = Logger(label: "hyperion.partition-planner")
-        if let level { logger.logLevel = level }
         logger[metadataKey: "planner"] = "\(settings.plannerID)"
         do {
             try await PartitionPlannerService(settings: settings, logger: logger).run()
@@ -128,19 +120,18 @@ struct PartitionPlannerCommand: AsyncParsableCommand {
         }
     }
 
-    func makeSettings() throws(BadInput) -> (PartitionPlannerSettings, Logger.Level?) {
+    func makeSettings() throws(BadInput) -> PartitionPlannerSettings {
         let input: PlanningInput
         do {
             input = try planning.resolve { ProcessEnvironment.string($0.environmentVariable) }
         } catch {
             throw BadInput(message: error.message)
         }
-        let urlText = amqpURL ?? ProcessEnvironment.amqpURL()
         let url: AMQPURL
         do {
-            url = try AMQPURL(urlText)
+            url = try AMQPURL(broker.amqpURL)
         } catch {
-            throw BadInput(message: "\(amqpURL == nil ? "HYPERION_AMQP_URL" : "--amqp-url"): \(error)")
+            throw BadInput(message: "\(broker.isGiven ? "--amqp-url" : "the broker URL \(AMQPURL.redacted(broker.amqpURL))"): \(error)")
         }
         let threshold = try number(replanThreshold, "--replan-threshold", "HYPERION_REPLAN_THRESHOLD", default: 0.2)
         guard threshold > 0 else { throw BadInput(message: "--replan-threshold: expected a number > 0") }
@@ -154,21 +145,12 @@ struct PartitionPlannerCommand: AsyncParsableCommand {
         let heartbeat = try number(heartbeatSeconds, "--heartbeat-seconds", "HYPERION_HEARTBEAT_SECONDS", default: 1)
         guard heartbeat > 0 else { throw BadInput(message: "--heartbeat-seconds: expected a number > 0") }
 
-        var level: Logger.Level?
-        if let text = logLevel ?? ProcessEnvironment.string("HYPERION_LOG_LEVEL") {
-            guard let parsed = Logger.Level(rawValue: text.lowercased()) else {
-                throw BadInput(
-                    message: "\(logLevel == nil ? "HYPERION_LOG_LEVEL" : "--log-level"): expected trace, debug, info, notice, "
-                        + "warning, error or critical, got '\(text)'")
-            }
-            level = parsed
-        }
         let settings = PartitionPlannerSettings(
             amqpURL: url, input: input,
             replan: ReplanController.Policy(
                 marginFraction: threshold, dwellSeconds: dwell, returnMarginFraction: returning, verifySeconds: verify),
             heartbeatSeconds: heartbeat, plannerID: ProcessEnvironment.defaultNodeID())
-        return (settings, level)
+        return settings
     }
 
     /// A number ≥ 0 from the flag, else the variable, else `fallback`; errors name the source.

@@ -249,7 +249,7 @@ final class PartitionPlannerService {
                 modelSHA256: profile.sha256, workload: settings.input.workload, partition: plan.partition)
             let body = Array(document.jsonValue.serialized().utf8)
             published = PublishedPlan(version: plan.version, body: body)
-            let stages = plan.partition.stages.map { "\($0.tierName) \($0.firstBlock)–\($0.lastBlock) ×\($0.nodes.count)" }
+            let stages = plan.partition.stages.map { "\($0.tierName) \($0.blockRange) ×\($0.nodes.count)" }
             logger.info(
                 "plan \(plan.version): \(reason)",
                 metadata: [

@@ -19,11 +19,18 @@ struct SchedulerCommand: AsyncParsableCommand {
             """,
         version: "scheduler \(BuildInfo.version), commit \(BuildInfo.commit)")
 
-    @Option(help: "Broker URL (HYPERION_AMQP_URL; else .run/amqp_url; else a local broker).")
-    var amqpURL: String = ProcessEnvironment.amqpURL()
+    @OptionGroup
+    var broker: BrokerOptions
 
-    @Option(help: "Scheduler id [A-Za-z0-9_-] (HYPERION_NODE_ID; default <hostname>-<random>).")
-    var id: String = ProcessEnvironment.string("HYPERION_NODE_ID") ?? ProcessEnvironment.defaultNodeID()
+    @OptionGroup
+    var service: ServiceOptions
+
+    @OptionGroup
+    var node: NodeOptions
+
+    /// The old spelling of --node-id, kept hidden for one release.
+    @Option(name: .customLong("id"), help: .hidden)
+    var oldID: String?
 
     @Option(help: "Routing policy: arts, round-robin or heft (HYPERION_ROUTING).")
     var routing: String = ProcessEnvironment.string("HYPERION_ROUTING") ?? "arts"
@@ -71,7 +78,7 @@ struct SchedulerCommand: AsyncParsableCommand {
     var drainSeconds: Double = 60
 
     mutating func validate() throws {
-        guard !id.isEmpty, ProcessEnvironment.sanitizedID(id) == id else { throw ValidationError("--id: '\(id)' may use only letters, digits, - and _") }
+        try node.adopt(alias: oldID, spelled: "--id")
         guard RoutingPolicy(rawValue: routing) != nil else {
             throw ValidationError("--routing: unknown policy '\(routing)' (known: arts, round-robin, heft)")
         }
@@ -94,9 +101,10 @@ struct SchedulerCommand: AsyncParsableCommand {
     static func main() async { await mainExitingTwoOnBadInput() }
 
     func run() async throws {
-        ProcessEnvironment.bootstrapLogging()
+        service.bootstrapLogging()
+        let id = node.nodeID
         var settings = SchedulerServiceSettings(
-            amqpURL: amqpURL, id: id, routing: RoutingPolicy(rawValue: routing) ?? .arts, maxInFlight: maxInFlight,
+            amqpURL: broker.amqpURL, id: id, routing: RoutingPolicy(rawValue: routing) ?? .arts, maxInFlight: maxInFlight,
             modelPath: model, maxDeadlineSeconds: maxDeadlineSeconds, maxOutputTokens: maxOutputTokens,
             maxRequestBytes: maxRequestBytes, stepTimeoutSeconds: stepTimeoutSeconds, maxAttempts: maxAttempts,
             heartbeatSeconds: heartbeatSeconds, drainSeconds: drainSeconds, emulatedModel: emulatedModel.isEmpty ? nil : emulatedModel,

@@ -8,6 +8,7 @@ import Profiles
 import Scheduling
 import ServiceSupport
 import Synchronization
+import GGUF
 
 /// Everything a scheduler is configured with.
 struct SchedulerServiceSettings: Sendable {
@@ -166,7 +167,8 @@ final class SchedulerService: @unchecked Sendable {
                 if case .disconnected(let error) = event { continuation.yield(.ingressLost(error)) }
             }
         }
-        Task { await self.requestPlan(on: outbound) }
+        let planFetch = PlanFetch.start(on: outbound) { continuation.yield(.plan($0)) }
+        defer { planFetch.cancel() }
         let ingress = try await inbound.consume(queue: Names.Queue.ingress, prefetchCount: UInt16(settings.maxInFlight))
         EventPump.forward(ingress, named: Names.Queue.ingress, into: continuation, as: LoopEvent.ingress, ended: LoopEvent.consumerEnded)
         EventPump.tick(every: 0.05, into: continuation, .tick)
@@ -388,23 +390,8 @@ final class SchedulerService: @unchecked Sendable {
         }
         guard plans[document.version] == nil else { return }
         plans[document.version] = document
-        logger.info("plan \(document.version): \(document.partition.stages.map { "\($0.tierName) \($0.firstBlock)...\($0.lastBlock)" }.joined(separator: ", "))")
+        logger.info("plan \(document.version): \(document.partition.stages.map { "\($0.tierName) \($0.blockRange)" }.joined(separator: ", "))")
         execute(core.planArrived(planView(document), now: now))
-    }
-
-    /// Asks the planner for the current plan until one arrives (plans also come by fanout).
-    private func requestPlan(on connection: AMQPConnection) async {
-        guard let rpc = try? await AMQPRPCClient.start(on: connection) else { return }
-        let request = AMQPMessage(body: encodeMessage(PlanRequest()), properties: AMQPProperties(contentType: Names.ContentType.json))
-        var delay = 0.5
-        for _ in 0..<1000 {
-            if let reply = try? await rpc.call(request, exchange: Names.Exchange.internal, routingKey: Names.Queue.planGet, timeoutSeconds: 2) {
-                events?.yield(.plan(reply))
-                return
-            }
-            try? await Task.sleep(for: .seconds(delay))
-            delay = min(delay * 2, 5)
-        }
     }
 
     /// The plan as the core needs it: tiers in order, KV bytes per token per stage in the

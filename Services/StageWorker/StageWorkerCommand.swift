@@ -34,14 +34,17 @@ struct StageWorkerCommand: AsyncParsableCommand {
             """,
         version: "stage-worker \(BuildInfo.version), commit \(BuildInfo.commit)")
 
-    @Option(help: "Broker URL (HYPERION_AMQP_URL; else .run/amqp_url; else a local broker).")
-    var amqpURL: String = ProcessEnvironment.amqpURL()
+    @OptionGroup
+    var broker: BrokerOptions
+
+    @OptionGroup
+    var service: ServiceOptions
 
     @Option(help: "The tier this node serves, as named in the topology (HYPERION_TIER).")
     var tier: String = ProcessEnvironment.string("HYPERION_TIER") ?? ""
 
-    @Option(help: "Unique node id [A-Za-z0-9_-] (HYPERION_NODE_ID; default <hostname>-<random>).")
-    var nodeID: String = ProcessEnvironment.string("HYPERION_NODE_ID") ?? ProcessEnvironment.defaultNodeID()
+    @OptionGroup
+    var node: NodeOptions
 
     @Option(help: "GGUF model file (HYPERION_MODEL); with --executor profile also a preset such as phi-3-medium:q4_0 or a profile .json.")
     var model: String = ProcessEnvironment.string("HYPERION_MODEL") ?? "models/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -61,7 +64,7 @@ struct StageWorkerCommand: AsyncParsableCommand {
     @Option(help: "Emulated link that this node's sampled tokens cross back to the scheduler (HYPERION_RETURN_LINK).")
     var returnLink: String = ProcessEnvironment.string("HYPERION_RETURN_LINK") ?? ""
 
-    @Option(help: "Compute threads for one batch.")
+    @Option(help: "Compute threads for one batch (default 1: a machine scales a tier by running more workers, one core each).")
     var threads: Int = 1
 
     @Option(help: "Most steps (of distinct requests) in one batch.")
@@ -103,9 +106,6 @@ struct StageWorkerCommand: AsyncParsableCommand {
     mutating func validate() throws {
         guard !tier.isEmpty else { throw ValidationError("--tier: required (or set HYPERION_TIER)") }
         guard ProcessEnvironment.sanitizedID(tier) == tier else { throw ValidationError("--tier: '\(tier)' may use only letters, digits, - and _") }
-        guard !nodeID.isEmpty, ProcessEnvironment.sanitizedID(nodeID) == nodeID else {
-            throw ValidationError("--node-id: '\(nodeID)' may use only letters, digits, - and _")
-        }
         guard threads >= 1 else { throw ValidationError("--threads: expected an integer >= 1") }
         guard maxBatchSteps >= 1 else { throw ValidationError("--max-batch-steps: expected an integer >= 1") }
         guard maxBatchTokens >= 1 else { throw ValidationError("--max-batch-tokens: expected an integer >= 1") }
@@ -137,7 +137,8 @@ struct StageWorkerCommand: AsyncParsableCommand {
     static func main() async { await mainExitingTwoOnBadInput() }
 
     func run() async throws {
-        ProcessEnvironment.bootstrapLogging()
+        service.bootstrapLogging()
+        let nodeID = node.nodeID
         var figures = DeviceFigures(flops: flops, memoryBandwidthBytesPerSecond: memBW, memoryBytes: memoryBytes ?? 1e9)
         if let preset = DevicePreset(rawValue: device) {
             figures = preset.figures
@@ -145,7 +146,7 @@ struct StageWorkerCommand: AsyncParsableCommand {
             if let memoryBytes { figures.memoryBytes = memoryBytes }
         }
         let settings = StageWorkerSettings(
-            amqpURL: amqpURL, tier: tier, nodeID: nodeID, modelPath: model, threads: threads,
+            amqpURL: broker.amqpURL, tier: tier, nodeID: nodeID, modelPath: model, threads: threads,
             maxBatchSteps: maxBatchSteps, maxBatchTokens: maxBatchTokens, device: device.isEmpty ? nil : device, nominal: figures,
             slowdown: slowdown, heartbeatSeconds: heartbeatSeconds, idleCacheSeconds: idleCacheSeconds,
             drainSeconds: drainSeconds, batchWaitSeconds: batchWaitMs / 1000, kvBudgetBytes: kvBudgetBytes, executor: ExecutorKind(rawValue: executor) ?? .real,

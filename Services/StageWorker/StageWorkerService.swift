@@ -9,6 +9,7 @@ import Partitioning
 import Profiles
 import Scheduling
 import ServiceSupport
+import GGUF
 
 /// Everything a worker is configured with.
 struct StageWorkerSettings: Sendable {
@@ -156,7 +157,8 @@ final class StageWorkerService: @unchecked Sendable {
         defer { signals.cancel() }
         let heapSignal = HeapStatisticsSignal(logger: logger)
         defer { heapSignal.cancel() }
-        Task { [settings] in await self.requestPlan(on: outbound, queue: settings.queue) }
+        let planFetch = PlanFetch.start(on: outbound) { continuation.yield(.plan($0)) }
+        defer { planFetch.cancel() }
         logger.info("waiting for a plan", metadata: ["model_sha256": "\(modelSHA256.prefix(12))"])
 
         for await event in stream {
@@ -213,21 +215,6 @@ final class StageWorkerService: @unchecked Sendable {
             costs = StepCostModel(source: try ModelSource.load(settings.modelPath))
         } catch {
             throw StageWorkerError(description: "cannot load model \(settings.modelPath): \(error)")
-        }
-    }
-
-    /// Asks the planner for the current plan until one arrives (plans also come by fanout).
-    private func requestPlan(on connection: AMQPConnection, queue: String) async {
-        guard let rpc = try? await AMQPRPCClient.start(on: connection) else { return }
-        let request = AMQPMessage(body: encodeMessage(PlanRequest()), properties: AMQPProperties(contentType: Names.ContentType.json))
-        var delay = 0.5
-        while plan == nil {
-            if let reply = try? await rpc.call(request, exchange: Names.Exchange.internal, routingKey: Names.Queue.planGet, timeoutSeconds: 2) {
-                events?.yield(.plan(reply))
-                return
-            }
-            try? await Task.sleep(for: .seconds(delay))
-            delay = min(delay * 2, 5)
         }
     }
 
@@ -306,7 +293,7 @@ final class StageWorkerService: @unchecked Sendable {
         let stage = document.partition.stages[stageIndex]
         let weights = Double(model.weightBytes(blocks: stage.firstBlock..<(stage.lastBlock + 1)))
         guard weights < settings.nominal.memoryBytes else {
-            logger.error("plan \(document.version) gives tier \(settings.tier) blocks \(stage.firstBlock)...\(stage.lastBlock) (\(Int(weights)) bytes), more than this node's \(Int(settings.nominal.memoryBytes)) bytes")
+            logger.error("plan \(document.version) gives tier \(settings.tier) blocks \(stage.blockRange) (\(Int(weights)) bytes), more than this node's \(Int(settings.nominal.memoryBytes)) bytes")
             return
         }
         let loaded = executors.first { version, _ in
@@ -324,7 +311,7 @@ final class StageWorkerService: @unchecked Sendable {
             switch built {
             case .success(let real): chosen = real
             case .failure(let error):
-                logger.error("cannot load blocks \(stage.firstBlock)...\(stage.lastBlock): \(error)")
+                logger.error("cannot load blocks \(stage.blockRange): \(error)")
                 return
             }
         }
@@ -339,7 +326,7 @@ final class StageWorkerService: @unchecked Sendable {
         let cost = costs.stage(firstBlock: stage.firstBlock, lastBlock: stage.lastBlock, holdsEmbedding: stage.holdsEmbedding, holdsHead: stage.holdsHead)
         do {
             let emulated = try EmulatedStage(
-                cost: cost, device: settings.nominal, timeScale: settings.timeScale, blocks: "\(stage.firstBlock)...\(stage.lastBlock)")
+                cost: cost, device: settings.nominal, timeScale: settings.timeScale, blocks: "\(stage.blockRange)")
             let executor = ProfileExecutor(
                 stage: emulated, hiddenSize: ProfileExecutor.hiddenSize(of: profileSource), holdsHead: stage.holdsHead,
                 dummyToken: settings.dummyToken, clock: MonotonicHoldClock())
@@ -377,7 +364,7 @@ final class StageWorkerService: @unchecked Sendable {
         let blockCount = model?.config.blockCount ?? costs?.blockCount ?? 0
         let held = core?.replacedSequences ?? 0
         let keeping = previous != nil && held > 0 ? "; \(held) requests held on plan \(previous!) finish on it" : ""
-        logger.info("serving plan \(document.version)\(keeping): blocks \(stage.firstBlock)...\(stage.lastBlock) of \(blockCount), stage \(stageIndex + 1) of \(document.partition.stages.count)\(settings.executor == .profile ? ", emulated (\(settings.timeScale.note))" : "")")
+        logger.info("serving plan \(document.version)\(keeping): blocks \(stage.blockRange) of \(blockCount), stage \(stageIndex + 1) of \(document.partition.stages.count)\(settings.executor == .profile ? ", emulated (\(settings.timeScale.note))" : "")")
         if stageConsumer == nil { await startServing() }
         await publishTelemetry(state: .serving)
     }

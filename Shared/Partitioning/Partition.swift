@@ -62,6 +62,8 @@ public struct StagePrediction: Sendable, Hashable {
     }
 
     public var blockCount: Int { lastBlock - firstBlock + 1 }
+    /// The blocks as every message and table prints them: `0–11` (inclusive, an en dash).
+    public var blockRange: String { "\(firstBlock)–\(lastBlock)" }
 }
 
 /// A feasible partition with its predictions.

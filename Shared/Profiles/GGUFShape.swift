@@ -1,4 +1,4 @@
-import Inference
+import GGUF
 
 extension TransformerShape {
     /// The shape of a GGUF model: the hyper-parameters from its metadata

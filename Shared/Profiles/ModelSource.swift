@@ -1,5 +1,5 @@
 import Foundation
-import Inference
+import GGUF
 
 /// Where a model profile comes from, as a user names it (`--model`): a preset (`phi-3-medium`,
 /// `phi-3-medium:q4_0`), a GGUF file, or a custom JSON profile (docs/design.md §6).

@@ -40,6 +40,9 @@ public enum ProcessEnvironment {
         return "\(sanitizedID(host))-\(suffix)"
     }
 
+    /// This process's default node id, chosen once: every reader sees the same one.
+    public static let processNodeID = defaultNodeID()
+
     /// Node ids become part of queue names and routing keys: keep them to `[A-Za-z0-9_-]`.
     public static func sanitizedID(_ text: String) -> String {
         String(text.map { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") ? $0 : "-" })
@@ -55,9 +58,10 @@ public enum ProcessEnvironment {
         return parts.joined(separator: "-")
     }
 
-    /// Sets up logging once per process: to standard error, level from `HYPERION_LOG_LEVEL`.
-    public static func bootstrapLogging(defaultLevel: Logger.Level = .info) {
-        let level = string("HYPERION_LOG_LEVEL").flatMap(Logger.Level.init(rawValue:)) ?? defaultLevel
+    /// Sets up logging once per process, to standard error: at `level`, else from
+    /// `HYPERION_LOG_LEVEL`, else info.
+    public static func bootstrapLogging(level given: Logger.Level? = nil) {
+        let level = given ?? string("HYPERION_LOG_LEVEL").flatMap { Logger.Level(rawValue: $0.lowercased()) } ?? .info
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level

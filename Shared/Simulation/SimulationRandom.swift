@@ -1,27 +1,21 @@
 import Foundation
+import Measurement
 
-/// SplitMix64: a small, fixed generator so that a seed gives the same run on every machine and
-/// Swift version (`SystemRandomNumberGenerator` cannot be seeded). Each random quantity of a run
-/// (arrivals, lengths, heartbeat phases) draws from its own stream, so changing one system's
-/// routing never shifts another's arrivals: every system sees the same requests.
+/// The simulator's draws: SplitMix64 (the project's one seeded generator) started from the seed
+/// mixed with a stream number. Each random quantity of a run (arrivals, lengths, heartbeat phases)
+/// draws from its own stream, so changing one system's routing never shifts another's arrivals:
+/// every system sees the same requests.
 struct SimulationRandom: RandomNumberGenerator {
-    private var state: UInt64
+    private var generator: SplitMix64
 
     init(seed: UInt64, stream: UInt64) {
-        state = seed ^ (stream &* 0xD1B5_4A32_D192_ED03)
-        _ = next()
+        generator = SplitMix64(state: seed ^ (stream &* 0xD1B5_4A32_D192_ED03))
     }
 
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    mutating func next() -> UInt64 { generator.next() }
 
     /// A uniform double in (0, 1]: never 0, so its logarithm is finite.
-    mutating func unitOpenBelow() -> Double { (Double(next() >> 11) + 1) * 0x1p-53 }
+    mutating func unitOpenBelow() -> Double { generator.unitOpenBelow() }
 
     /// An exponential draw with the given mean.
     mutating func exponential(mean: Double) -> Double { -mean * log(unitOpenBelow()) }

@@ -1,3 +1,4 @@
+import Measurement
 /// What one simulated run measured, in the units `hyperion bench load` reports.
 public struct SimulationResult: Sendable, Hashable {
     public var completed: Int
@@ -48,11 +49,3 @@ public struct Share: Sendable, Hashable {
     }
 }
 
-/// Order statistics of a sample, by the nearest-rank method.
-enum Percentile {
-    static func of(_ sorted: [Double], _ fraction: Double) -> Double {
-        guard !sorted.isEmpty else { return 0 }
-        let rank = Int((fraction * Double(sorted.count)).rounded(.up))
-        return sorted[min(max(rank, 1), sorted.count) - 1]
-    }
-}

@@ -1,6 +1,7 @@
 import Partitioning
 import Profiles
 import Scheduling
+import Measurement
 
 /// The discrete-event simulator of docs/design.md §11: nodes, queues, batches, links, sticky routes and
 /// the decode loop, with requests routed by the same `Router` the scheduler service uses.
@@ -561,7 +562,6 @@ struct SimulationRun {
         let span = max(lastEnd - (firstArrival.isFinite ? firstArrival : 0), 1e-12)
         let sortedLatency = latencies.sorted()
         let sortedTTFT = ttfts.sorted()
-        func mean(_ values: [Double]) -> Double { values.isEmpty ? 0 : values.reduce(0, +) / Double(values.count) }
         // Steady rate: tokens generated over the middle 80% of the span (a closed loop's clients
         // start together and finish in waves, so completions come in bursts; tokens do not),
         // divided by the tokens of a completed request.
@@ -590,11 +590,11 @@ struct SimulationRun {
         }
         return SimulationResult(
             completed: done, failed: ended - done, meanLatencySeconds: mean(latencies),
-            p50LatencySeconds: Percentile.of(sortedLatency, 0.5), p95LatencySeconds: Percentile.of(sortedLatency, 0.95),
-            p99LatencySeconds: Percentile.of(sortedLatency, 0.99), meanTTFTSeconds: mean(ttfts),
-            p95TTFTSeconds: Percentile.of(sortedTTFT, 0.95),
+            p50LatencySeconds: Percentile.of(sorted: sortedLatency, 0.5), p95LatencySeconds: Percentile.of(sorted: sortedLatency, 0.95),
+            p99LatencySeconds: Percentile.of(sorted: sortedLatency, 0.99), meanTTFTSeconds: mean(ttfts),
+            p95TTFTSeconds: Percentile.of(sorted: sortedTTFT, 0.95),
             latencyPercentilesSeconds: sortedLatency.isEmpty
-                ? [] : (0...100).map { Percentile.of(sortedLatency, Double($0) / 100) },
+                ? [] : (0...100).map { Percentile.of(sorted: sortedLatency, Double($0) / 100) },
             tokensPerSecond: Double(generatedTokens) / span,
             requestsPerSecond: Double(done) / span, steadyRequestsPerSecond: steady,
             tierUtilization: tierNames.indices.map {

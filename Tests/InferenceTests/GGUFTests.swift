@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import Inference
+import GGUF
 
 @Suite("GGUF reader")
 struct GGUFTests {

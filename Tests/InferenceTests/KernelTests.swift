@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import Inference
+import GGUF
 
 /// Builds one-matrix GGUF images so kernels can be tested on hand-made and random blocks.
 enum MatrixFixture {

@@ -3,6 +3,7 @@ import JSON
 import Testing
 
 @testable import Inference
+import GGUF
 
 /// A tiny random Phi-3 (fused QKV and gate/up, every supported tensor type) against an
 /// independent numpy forward pass; see Fixtures/make_phi3_fixture.py.

@@ -1,5 +1,6 @@
 import Inference
 import Testing
+import GGUF
 
 @Suite("SHA-256")
 struct SHA256Tests {

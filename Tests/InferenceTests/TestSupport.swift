@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import Inference
+import GGUF
 
 /// Where the tests find the package root, the SmolLM2 model and the shared fixtures.
 enum TestFiles {

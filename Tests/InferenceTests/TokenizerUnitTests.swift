@@ -1,6 +1,7 @@
 import Testing
 
 @testable import Inference
+import GGUF
 
 /// A tiny byte-level vocabulary: every single byte, then `extra` tokens, then control tokens.
 private func configuration(

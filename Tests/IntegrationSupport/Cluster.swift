@@ -65,7 +65,7 @@ public final class Cluster: @unchecked Sendable {
         for index in 0..<schedulers {
             cluster.schedulers.append(
                 try ServiceProcess(
-                    "scheduler", arguments: ["--id", "sched-\(index + 1)", "--model", model, "--routing", routing] + schedulerArguments,
+                    "scheduler", arguments: ["--node-id", "sched-\(index + 1)", "--model", model, "--routing", routing] + schedulerArguments,
                     amqpURL: url, logLevel: "info", environment: environment.merging(schedulerEnvironment) { _, new in new }))
         }
         for worker in workers {

@@ -9,11 +9,16 @@ public struct CommandRun: Sendable {
 
 /// Runs `executable` with `arguments` (in `directory` when given) to its end, reading standard
 /// error concurrently so a command that writes much to both streams cannot block on a full pipe.
-public func runToEnd(_ executable: String, _ arguments: [String], in directory: URL? = nil) throws -> CommandRun {
+public func runToEnd(
+    _ executable: String, _ arguments: [String], in directory: URL? = nil, environment: [String: String] = [:]
+) throws -> CommandRun {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
     if let directory { process.currentDirectoryURL = directory }
+    if !environment.isEmpty {
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, given in given }
+    }
     let out = Pipe()
     let err = Pipe()
     process.standardOutput = out

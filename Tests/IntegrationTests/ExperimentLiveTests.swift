@@ -117,7 +117,7 @@ struct ExperimentLiveTests {
         try Data(JSONValue.object(JSONObject([("time_scale", .double(0.01)), ("results", .array(points))])).serialized().utf8).write(to: file)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try ServiceProcess.binaryPath("hyperion"))
-        process.arguments = ["report", "--skip-simulation", "--live", file.path, "--out", directory.appendingPathComponent("r.html").path]
+        process.arguments = ["report", "--skip-simulation", "--live", file.path, "--output", directory.appendingPathComponent("r.html").path]
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()

@@ -19,6 +19,8 @@ struct GenerateCommandTests {
         let process = Process()
         private let output = Locked(Data())
         private let errors = Locked(Data())
+        /// Both pipes reached their end: everything the process wrote has been read.
+        private let ended = Locked(0)
 
         init(_ arguments: [String]) throws {
             process.executableURL = URL(fileURLWithPath: try ServiceProcess.binaryPath("hyperion"))
@@ -27,13 +29,16 @@ struct GenerateCommandTests {
             let err = Pipe()
             process.standardOutput = out
             process.standardError = err
-            out.fileHandleForReading.readabilityHandler = { [output] handle in
-                let data = handle.availableData
-                output.withLock { $0.append(data) }
-            }
-            err.fileHandleForReading.readabilityHandler = { [errors] handle in
-                let data = handle.availableData
-                errors.withLock { $0.append(data) }
+            for (pipe, buffer) in [(out, output), (err, errors)] {
+                pipe.fileHandleForReading.readabilityHandler = { [ended] handle in
+                    let data = handle.availableData
+                    if data.isEmpty {
+                        handle.readabilityHandler = nil
+                        ended.withLock { $0 += 1 }
+                    } else {
+                        buffer.withLock { $0.append(data) }
+                    }
+                }
             }
             try process.run()
         }
@@ -41,9 +46,12 @@ struct GenerateCommandTests {
         var stdout: String { String(decoding: output.withLock { $0 }, as: UTF8.self) }
         var stderr: String { String(decoding: errors.withLock { $0 }, as: UTF8.self) }
 
-        /// The exit status, or nil if it has not exited within `timeoutSeconds`.
+        /// The exit status once the process has exited and all it wrote has been read, or nil if
+        /// that has not happened within `timeoutSeconds`.
         func exitStatus(timeoutSeconds: Double) async -> Int32? {
-            await eventually(timeoutSeconds: timeoutSeconds) { self.process.isRunning ? nil : self.process.terminationStatus }
+            await eventually(timeoutSeconds: timeoutSeconds) {
+                self.process.isRunning || self.ended.withLock({ $0 }) < 2 ? nil : self.process.terminationStatus
+            }
         }
     }
 
@@ -57,7 +65,7 @@ struct GenerateCommandTests {
         print("after \(what), every worker reported 0 sequences held within \(String(format: "%.2f", Date().timeIntervalSince(started))) s")
     }
 
-    @Test("Ctrl-C and --timeout cancel the request: the workers stop decoding and release its sequence")
+    @Test("Ctrl-C and --timeout-seconds cancel the request: the workers stop decoding and release its sequence")
     func cancelOnInterruptAndTimeout() async throws {
         try await Cluster.with { cluster in
             let url = cluster.host.urlText
@@ -75,8 +83,8 @@ struct GenerateCommandTests {
             #expect(interrupted.stderr.contains("the request was cancelled"), "\(interrupted.stderr)")
             await Self.expectWorkersRelease(cluster, after: "Ctrl-C")
 
-            // --timeout: exit 124 with the streamed count, and the request is cancelled too.
-            let timedOut = try Running(["generate", "--amqp-url", url, "--max-tokens", "4000", "--timeout", "4", PipelineTests.counting])
+            // --timeout-seconds: exit 124 with the streamed count, and the request is cancelled too.
+            let timedOut = try Running(["generate", "--amqp-url", url, "--max-tokens", "4000", "--timeout-seconds", "4", PipelineTests.counting])
             let timedOutStatus = await timedOut.exitStatus(timeoutSeconds: 60)
             #expect(timedOutStatus == 124, "exit status after --timeout; stderr: \(timedOut.stderr)")
             #expect(timedOut.stderr.contains("no result within 4 s, after"), "\(timedOut.stderr)")
@@ -114,7 +122,7 @@ struct GenerateCommandTests {
 
     static func connectionFailures(_ host: TestVirtualHost) throws {
         func generate(_ url: String) throws -> CommandRun {
-            try Self.hyperion(["generate", "--amqp-url", url, "--timeout", "10", "--max-tokens", "2", "Hi"])
+            try Self.hyperion(["generate", "--amqp-url", url, "--timeout-seconds", "10", "--max-tokens", "2", "Hi"])
         }
         // Port 1: nothing listens there.
         let unreachable = try generate("amqp://guest:guest@127.0.0.1:1/%2F")
@@ -149,7 +157,7 @@ struct CommandInputTests {
         (["generate", "--top-k", "-3", "Hi"], "--top-k must be ≥ 0, got -3"),
         (["generate", "--local", "--max-tokens", "0", "Hi"], "--max-tokens must be ≥ 1, got 0"),
         (["generate", "--max-tokens", "0", "Hi"], "--max-tokens must be ≥ 1, got 0"),
-        (["generate", "--timeout", "-1", "Hi"], "--timeout must be > 0"),
+        (["generate", "--timeout-seconds", "-1", "Hi"], "--timeout-seconds must be > 0"),
         (["generate", "--tokens", "1,a"], "--tokens: \"a\" is not a token id"),
         (["generate", "--local", "--tokens", "1,a"], "--tokens: \"a\" is not a token id"),
         (["generate", ""], "the prompt is empty"),

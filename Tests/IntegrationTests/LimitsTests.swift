@@ -18,7 +18,7 @@ struct LimitsTests {
         // No workers: the one request the scheduler admits waits for a route, the rest wait in ingress.
         let scheduler = try ServiceProcess(
             "scheduler",
-            arguments: ["--id", "limits", "--model", model, "--max-in-flight", "1", "--ingress-max-length", "2", "--max-prompt-tokens", "8"],
+            arguments: ["--node-id", "limits", "--model", model, "--max-in-flight", "1", "--ingress-max-length", "2", "--max-prompt-tokens", "8"],
             amqpURL: host.urlText, logLevel: "info")
         let client = try await host.connect("limits-client")
         do {
@@ -60,7 +60,7 @@ struct LimitsTests {
 
             // A second scheduler declaring another bound is refused by the broker and says so.
             let mismatched = try ServiceProcess(
-                "scheduler", arguments: ["--id", "limits-2", "--model", model, "--ingress-max-length", "5"], amqpURL: host.urlText,
+                "scheduler", arguments: ["--node-id", "limits-2", "--model", model, "--ingress-max-length", "5"], amqpURL: host.urlText,
                 logLevel: "info")
             let exit = await mismatched.waitForExit(timeoutSeconds: 60)
             #expect(exit != nil && exit != 0, "a scheduler with another --ingress-max-length must not start")
@@ -80,7 +80,7 @@ struct LimitsTests {
     static func generate(url: String, prompt: String) throws -> (Int32, String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try ServiceProcess.binaryPath("hyperion"))
-        process.arguments = ["generate", "--amqp-url", url, "--timeout", "20", "--max-tokens", "4", prompt]
+        process.arguments = ["generate", "--amqp-url", url, "--timeout-seconds", "20", "--max-tokens", "4", prompt]
         let errors = Pipe()
         process.standardError = errors
         process.standardOutput = FileHandle.nullDevice

@@ -51,7 +51,7 @@ struct ReportCommandTests {
         try Data(SmallResults.text.utf8).write(to: simulated)
         try Data(Self.live.utf8).write(to: live)
         let html = directory.appendingPathComponent("out/report.html")
-        let run = try Self.hyperion(["report", "--simulated", simulated.path, "--live", live.path, "--out", html.path])
+        let run = try Self.hyperion(["report", "--simulated", simulated.path, "--live", live.path, "--output", html.path])
         #expect(run.status == 0, "\(run.stderr)")
         #expect(run.stdout.contains("simulated small short load 0.50: vs gpipe 50.0%"))
         #expect(run.stdout.contains("live live-small short load 0.50: vs gpipe 20.0%"))
@@ -81,7 +81,7 @@ struct ReportCommandTests {
         try Data(Self.live.utf8).write(to: first)
         try Data(Self.live.utf8).write(to: second)
         let html = directory.appendingPathComponent("report.html")
-        let run = try Self.hyperion(["report", "--skip-simulation", "--live", first.path, second.path, "--out", html.path])
+        let run = try Self.hyperion(["report", "--skip-simulation", "--live", first.path, second.path, "--output", html.path])
         #expect(run.status == 0, "\(run.stderr)")
         let page = try String(contentsOf: html, encoding: .utf8)
         #expect(page.contains("Live results read from \(first.path)") && page.contains("Live results read from \(second.path)"))
@@ -96,7 +96,7 @@ struct ReportCommandTests {
         (["report", "--requests", "-5"], "--requests"),
     ])
     func refusals(arguments: [String], reason: String) throws {
-        let run = try Self.hyperion(arguments + ["--out", FileManager.default.temporaryDirectory.appendingPathComponent("unused-report.html").path])
+        let run = try Self.hyperion(arguments + ["--output", FileManager.default.temporaryDirectory.appendingPathComponent("unused-report.html").path])
         #expect(run.status == 2)
         #expect(run.stderr.contains(reason), "\(run.stderr)")
     }

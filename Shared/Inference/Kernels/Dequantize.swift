@@ -1,4 +1,5 @@
 import QuantFormats
+import GGUF
 
 /// Reference dequantisation of GGML blocks: the plain, obviously-correct reading of each format.
 ///

@@ -1,3 +1,4 @@
+import GGUF
 /// A weight matrix inside a mapped GGUF file, used in place (never dequantised as a whole).
 ///
 /// Row `j` holds the `columns` input weights of output `j`, as consecutive quantized blocks.

@@ -1,3 +1,4 @@
+import GGUF
 /// The shape of a decoder-only transformer, read from a GGUF file's `<arch>.*` metadata.
 public struct ModelConfig: Sendable, Equatable {
     /// Model families this module runs.

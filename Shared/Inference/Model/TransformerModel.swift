@@ -1,3 +1,4 @@
+import GGUF
 /// A loaded model: its configuration and every weight, read in place from the mapped GGUF file.
 ///
 /// Immutable and shareable between executors; only the small norm vectors are copied to floats.

@@ -3,6 +3,7 @@
 #elseif canImport(Darwin)
     import Darwin
 #endif
+import Measurement
 
 /// The knobs of one request's sampling.
 public struct SamplingParameters: Sendable, Equatable {
@@ -146,24 +147,16 @@ enum ExpSum {
     }
 }
 
-/// SplitMix64 seeded from (seed, position): a fixed, documented generator so draws are
-/// reproducible across processes, platforms and Swift versions (unlike `SystemRandomNumberGenerator`).
+/// The sampler's draw for one token: SplitMix64 (the project's one seeded generator) started from
+/// the seed mixed with the token's position, so a draw depends on (seed, position) only and is
+/// the same in every process, on every platform and in every Swift version.
 struct SamplingRandom {
-    private var state: UInt64
+    private var generator: SplitMix64
 
     init(seed: UInt64, position: Int) {
-        state = seed ^ (UInt64(truncatingIfNeeded: position) &* 0x9E37_79B9_7F4A_7C15)
-        _ = next()
-    }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
+        generator = SplitMix64(state: seed ^ (UInt64(truncatingIfNeeded: position) &* 0x9E37_79B9_7F4A_7C15))
     }
 
     /// A uniform double in [0, 1) with 53 random bits.
-    mutating func nextUnit() -> Double { Double(next() >> 11) * 0x1p-53 }
+    mutating func nextUnit() -> Double { generator.unit() }
 }

@@ -1,3 +1,4 @@
+import GGUF
 extension Tokenizer {
     /// The tokenizer a GGUF file describes in its `tokenizer.*` metadata.
     public init(gguf file: GGUFFile) throws {
