@@ -190,7 +190,7 @@ struct BenchLoadCommand: AsyncParsableCommand {
                 to: try AMQPURL(amqpURL),
                 configuration: AMQPConnectionConfiguration(connectionName: "hyperion-bench-load", heartbeatSeconds: 10, reconnect: .disabled))
         } catch {
-            printError("cannot reach the broker at \(AMQPURL.redacted(amqpURL)): \(error)")
+            printError("hyperion bench load: cannot reach the broker at \(AMQPURL.redacted(amqpURL)): \(error)")
             throw ExitCode.failure
         }
         defer { Task { await connection.close() } }
@@ -206,7 +206,7 @@ struct BenchLoadCommand: AsyncParsableCommand {
         var directory: URL?
         if localCluster {
             if let busy = await BenchPipelineCommand.otherHyperion(on: connection) {
-                printError("refusing to start a cluster on \(AMQPURL.redacted(amqpURL)): \(busy). Give the benchmark a broker or virtual host of its own, or drop --local-cluster to load the system already running.")
+                printError("hyperion bench load: refusing to start a cluster on \(AMQPURL.redacted(amqpURL)): \(busy). Give the benchmark a broker or virtual host of its own, or drop --local-cluster to load the system already running.")
                 throw ExitCode.failure
             }
             let folder = FileManager.default.temporaryDirectory.appendingPathComponent("hyperion-bench-load-\(ProcessEnvironment.uuid().prefix(8))")
@@ -221,7 +221,7 @@ struct BenchLoadCommand: AsyncParsableCommand {
                     workerArguments: ["--max-batch-steps", "\(maxBatchSteps)", "--batch-wait-ms", "\(batchWaitMs)"],
                     schedulerArguments: ["--routing", routing])
             } catch {
-                printError("\(error)\n(logs kept in \(folder.path))")
+                printError("hyperion bench load: \(error)\n(logs kept in \(folder.path))")
                 throw ExitCode.failure
             }
             // Let the scheduler hear every worker before the first request.
@@ -264,7 +264,7 @@ struct BenchLoadCommand: AsyncParsableCommand {
             if failure == nil, let directory { try? FileManager.default.removeItem(at: directory) }
         }
         if let failure {
-            printError("\(failure)")
+            printError("hyperion bench load: \(failure)")
             throw ExitCode.failure
         }
         let report = JSONValue.object(JSONObject([("results", .array(results.map(\.jsonValue)))]))
@@ -272,7 +272,7 @@ struct BenchLoadCommand: AsyncParsableCommand {
             do {
                 try report.serialized(pretty: true).write(toFile: output, atomically: true, encoding: .utf8)
             } catch {
-                printError("cannot write --output \(output): \(error)")
+                printError("hyperion bench load: cannot write --output \(output): \(error)")
                 throw ExitCode.failure
             }
         }

@@ -122,12 +122,12 @@ struct BenchPipelineCommand: AsyncParsableCommand {
                 to: try AMQPURL(amqpURL),
                 configuration: AMQPConnectionConfiguration(connectionName: "hyperion-bench-pipeline", heartbeatSeconds: 10, reconnect: .disabled))
         } catch {
-            printError("cannot reach the broker at \(AMQPURL.redacted(amqpURL)): \(error)")
+            printError("hyperion bench pipeline: cannot reach the broker at \(AMQPURL.redacted(amqpURL)): \(error)")
             throw ExitCode.failure
         }
         defer { Task { await connection.close() } }
         if let busy = await Self.otherHyperion(on: connection) {
-            printError("refusing to run on \(AMQPURL.redacted(amqpURL)): \(busy). The services use fixed broker object names, so a benchmark would mix with it; give the benchmark a broker or virtual host of its own.")
+            printError("hyperion bench pipeline: refusing to run on \(AMQPURL.redacted(amqpURL)): \(busy). The services use fixed broker object names, so a benchmark would mix with it; give the benchmark a broker or virtual host of its own.")
             throw ExitCode.failure
         }
 
@@ -154,7 +154,7 @@ struct BenchPipelineCommand: AsyncParsableCommand {
                     stageCount: stageCount, binaries: binaries, modelPath: modelPath, amqpURL: amqpURL, workerThreads: threads,
                     directory: directory, telemetry: connection, registry: registry)
             } catch {
-                printError("\(error)\n(logs kept in \(directory.path))")
+                printError("hyperion bench pipeline: \(error)\n(logs kept in \(directory.path))")
                 throw ExitCode.failure
             }
             do {
@@ -162,7 +162,7 @@ struct BenchPipelineCommand: AsyncParsableCommand {
             } catch {
                 // An interrupt stops the processes under the request; its handler ends the run.
                 while registry.isInterrupted { try? await Task.sleep(for: .seconds(1)) }
-                printError("\(stageCount) stages: \(error)\nlogs:\n\(cluster.logTails())\n(logs kept in \(directory.path))")
+                printError("hyperion bench pipeline: \(stageCount) stages: \(error)\nlogs:\n\(cluster.logTails())\n(logs kept in \(directory.path))")
                 await cluster.stop()
                 throw ExitCode.failure
             }

@@ -64,7 +64,7 @@ struct StatusCommand: AsyncParsableCommand {
                 }
             }
         } catch {
-            printError("cannot listen to telemetry: \(error)")
+            printError("hyperion status: cannot listen to telemetry: \(error)")
             throw ExitCode.failure
         }
 

@@ -20,10 +20,29 @@ extension AsyncParsableCommand {
             }
         } catch {
             if exitCode(for: error) == .validationFailure {
-                printError(fullMessage(for: error))
+                printError(prefixed(fullMessage(for: error)))
                 exit(withError: ExitCode(2))
             }
             exit(withError: error)
         }
+    }
+
+    /// Every error line an executable prints starts with the command that refused, as in
+    /// `hyperion generate: --max-tokens must be ≥ 1, got 0`, rather than the parser's `Error:`.
+    static func prefixed(_ message: String) -> String {
+        guard message.hasPrefix("Error: ") else { return message }
+        return commandPath(CommandLine.arguments) + ": " + message.dropFirst("Error: ".count)
+    }
+
+    /// The command and subcommands named on a command line: `hyperion bench load`, `scheduler`.
+    static func commandPath(_ arguments: [String]) -> String {
+        var command: any ParsableCommand.Type = Self.self
+        var path = [configuration.commandName ?? "hyperion"]
+        for word in arguments.dropFirst() {
+            guard let next = command.configuration.subcommands.first(where: { $0.configuration.commandName == word }) else { break }
+            path.append(word)
+            command = next
+        }
+        return path.joined(separator: " ")
     }
 }

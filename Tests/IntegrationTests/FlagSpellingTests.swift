@@ -113,4 +113,18 @@ struct FlagSpellingTests {
         let both = try Self.parses("scheduler", ["--id", "a", "--node-id", "b"])
         #expect(both.status == 2 && both.stderr.contains("--id and --node-id"), "\(both.stderr)")
     }
+
+    @Test("a refused command line starts with the command that refused it, not the parser's 'Error:'")
+    func errorPrefix() throws {
+        let cases: [(executable: String, arguments: [String], prefix: String)] = [
+            ("hyperion", ["generate", "--max-tokens", "0", "Hi"], "hyperion generate: --max-tokens"),
+            ("hyperion", ["bench", "load", "--amqp-url", "http://x"], "hyperion bench load: --amqp-url"),
+            ("scheduler", ["--max-in-flight", "0"], "scheduler: --max-in-flight"),
+            ("stage-worker", ["--tier", "edge", "--threads", "0"], "stage-worker: --threads"),
+        ]
+        for (executable, arguments, prefix) in cases {
+            let run = try Self.parses(executable, arguments)
+            #expect(run.status == 2 && run.stderr.hasPrefix(prefix), "\(executable) \(arguments): \(run.stderr)")
+        }
+    }
 }
