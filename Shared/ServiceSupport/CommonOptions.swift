@@ -26,15 +26,14 @@ public struct BrokerOptions: ParsableArguments, Sendable {
     /// Takes an old spelling's value (a hidden alias kept for one release); both at once is an error.
     public mutating func adopt(alias value: String?, spelled flag: String) throws {
         guard let value else { return }
-        guard given == nil else { throw ValidationError("\(flag) and --amqp-url: give one (\(flag) is the old spelling)") }
+        try refuseBoth(flag, "--amqp-url", given)
         do { _ = try AMQPURL(value) } catch { throw ValidationError("\(flag): \(error)") }
         given = value
     }
 
     public func validate() throws {
-        let source = given == nil ? (ProcessEnvironment.string("HYPERION_AMQP_URL") == nil ? nil : "HYPERION_AMQP_URL") : "--amqp-url"
-        guard let source else { return }
-        do { _ = try AMQPURL(amqpURL) } catch { throw ValidationError("\(source): \(error)") }
+        guard let (text, source) = explicitSetting(given, flag: "--amqp-url", variable: "HYPERION_AMQP_URL") else { return }
+        do { _ = try AMQPURL(text) } catch { throw ValidationError("\(source): \(error)") }
     }
 }
 
@@ -54,8 +53,7 @@ public struct ServiceOptions: ParsableArguments, Sendable {
     }
 
     public func validate() throws {
-        let (text, source) = given.map { ($0, "--log-level") }
-            ?? (ProcessEnvironment.string("HYPERION_LOG_LEVEL").map { ($0, "HYPERION_LOG_LEVEL") } ?? ("info", ""))
+        guard let (text, source) = explicitSetting(given, flag: "--log-level", variable: "HYPERION_LOG_LEVEL") else { return }
         guard Logger.Level(rawValue: text.lowercased()) != nil else {
             throw ValidationError("\(source): expected trace, debug, info, notice, warning, error or critical, got '\(text)'")
         }
@@ -87,7 +85,7 @@ public struct NodeOptions: ParsableArguments, Sendable {
     /// Takes an old spelling's value (a hidden alias kept for one release); both at once is an error.
     public mutating func adopt(alias value: String?, spelled flag: String) throws {
         guard let value else { return }
-        guard given == nil else { throw ValidationError("\(flag) and --node-id: give one (\(flag) is the old spelling)") }
+        try refuseBoth(flag, "--node-id", given)
         guard !value.isEmpty, ProcessEnvironment.sanitizedID(value) == value else {
             throw ValidationError("\(flag): '\(value)' may use only letters, digits, - and _")
         }
@@ -95,11 +93,21 @@ public struct NodeOptions: ParsableArguments, Sendable {
     }
 
     public func validate() throws {
-        let (text, source) = given.map { ($0, "--node-id") }
-            ?? (ProcessEnvironment.string("HYPERION_NODE_ID").map { ($0, "HYPERION_NODE_ID") } ?? ("", ""))
-        guard !source.isEmpty else { return }
+        guard let (text, source) = explicitSetting(given, flag: "--node-id", variable: "HYPERION_NODE_ID") else { return }
         guard !text.isEmpty, ProcessEnvironment.sanitizedID(text) == text else {
             throw ValidationError("\(source): '\(text)' may use only letters, digits, - and _")
         }
     }
+}
+
+/// A setting the user gave, with the name to blame when it is wrong: the flag's value, else the
+/// environment variable's; nil when neither is set (the built-in default needs no check).
+private func explicitSetting(_ flagValue: String?, flag: String, variable: String) -> (text: String, source: String)? {
+    if let flagValue { return (flagValue, flag) }
+    return ProcessEnvironment.string(variable).map { ($0, variable) }
+}
+
+/// An old spelling and its new one on the same command line: refused, naming both.
+private func refuseBoth(_ old: String, _ new: String, _ newValue: String?) throws {
+    guard newValue == nil else { throw ValidationError("\(old) and \(new): give one (\(old) is the old spelling)") }
 }
