@@ -109,6 +109,7 @@ struct SimulateCommand: ParsableCommand {
         }
         if rates != nil || rateFractions != nil || concurrency != nil {
             experiment.rates = try rates.map { text throws(BadInput) in try Self.positiveNumbers(text, flag: "--rates") } ?? []
+            experiment.workloadRates = [:]
             experiment.rateFractions =
                 try rateFractions.map { text throws(BadInput) in try Self.positiveNumbers(text, flag: "--rate-fractions") } ?? []
             experiment.concurrency =

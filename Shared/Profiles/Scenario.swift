@@ -175,7 +175,8 @@ public struct Scenario: Sendable {
             }
             concurrency.append(Int(count))
         }
-        let noLoadGiven = rates.isEmpty && rateFractions.isEmpty && concurrency.isEmpty
+        let noLoadGiven =
+            rates.isEmpty && rateFractions.isEmpty && concurrency.isEmpty && workloads.allSatisfy(\.rates.isEmpty)
 
         var systems: [String] = []
         for entry in try fields.array("systems", required: false) {
@@ -234,14 +235,18 @@ public struct ScenarioWorkload: Sendable, Hashable {
     public var distribution: LengthDistribution
     /// What the planner optimises for; its prompt and output tokens are the means of the draws.
     public var planning: Workload
+    /// Open-loop rates (requests/s) for this workload alone, in place of the scenario's `rates`:
+    /// workloads of very different lengths saturate a system at very different rates.
+    public var rates: [Double]
 
     public var promptTokens: Int { planning.promptTokens }
     public var outputTokens: Int { planning.outputTokens }
 
-    public init(name: String, distribution: LengthDistribution = .fixed, planning: Workload) {
+    public init(name: String, distribution: LengthDistribution = .fixed, planning: Workload, rates: [Double] = []) {
         self.name = name
         self.distribution = distribution
         self.planning = planning
+        self.rates = rates
     }
 
     /// How each request's prompt and output lengths are drawn around the means.
@@ -277,7 +282,14 @@ public struct ScenarioWorkload: Sendable, Hashable {
         defaults.outputTokens = output
         defaults.context = max(defaults.context, prompt + output)
         let planning = try Workload.parse(value, defaults: defaults, path: path)
-        return ScenarioWorkload(name: name, distribution: distribution, planning: planning)
+        var rates: [Double] = []
+        for entry in try fields.array("rates", required: false) {
+            guard let rate = entry.value.doubleValue, rate.isFinite, rate > 0 else {
+                throw JSONError(path: entry.path, message: "expected a number > 0")
+            }
+            rates.append(rate)
+        }
+        return ScenarioWorkload(name: name, distribution: distribution, planning: planning, rates: rates)
     }
 }
 

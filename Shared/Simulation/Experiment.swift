@@ -10,6 +10,8 @@ public struct Experiment: Sendable {
     public var scenario: Scenario
     public var systems: [SystemSpec]
     public var rates: [Double]
+    /// Rates of one workload in place of `rates` (the scenario's per-workload `rates`), by name.
+    public var workloadRates: [String: [Double]]
     public var rateFractions: [Double]
     public var concurrency: [Int]
     public var requests: Int
@@ -20,6 +22,8 @@ public struct Experiment: Sendable {
         self.scenario = scenario
         systems = try Self.systems(scenario.systems, path: "scenario.systems")
         rates = scenario.rates
+        workloadRates = Dictionary(
+            scenario.workloads.filter { !$0.rates.isEmpty }.map { ($0.name, $0.rates) }, uniquingKeysWith: { first, _ in first })
         rateFractions = scenario.rateFractions
         concurrency = scenario.concurrency
         requests = scenario.requests
@@ -146,7 +150,7 @@ public struct Experiment: Sendable {
     public func run(progress: (String) -> Void = { _ in }) -> ExperimentReport {
         var report = ExperimentReport(scenario: scenario.name, seed: seed, requests: requests)
         for workload in scenario.workloads {
-            var loads: [(load: LoadPoint, fraction: Double?)] = rates.map { (.rate($0), nil) }
+            var loads: [(load: LoadPoint, fraction: Double?)] = (workloadRates[workload.name] ?? rates).map { (.rate($0), nil) }
             if !rateFractions.isEmpty {
                 progress("\(workload.name): measuring hyperion's saturated throughput")
                 let saturation = saturatedThroughput(for: workload, progress: progress)

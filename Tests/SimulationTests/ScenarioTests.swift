@@ -52,6 +52,7 @@ struct ScenarioTests {
             (#""workloads":[{"name":"a","prompt_tokens":10,"output_tokens":5,"distribution":"zipf"}]"#, "scenario.workloads[0].distribution"),
             (#""workloads":[{"prompt_tokens":10,"output_tokens":5,"decode_batch":0}]"#, "scenario.workloads[0].decode_batch"),
             (#""workloads":[{"prompt_tokens":10,"output_tokens":5}],"rates":[1,-2]"#, "scenario.rates[1]"),
+            (#""workloads":[{"prompt_tokens":10,"output_tokens":5,"rates":[0]}]"#, "scenario.workloads[0].rates[0]"),
             (#""workloads":[{"prompt_tokens":10,"output_tokens":5}],"drift":[{"node":"x9","at_s":1,"slowdown":2}]"#, "scenario.drift[0].node"),
             (#""workloads":[{"prompt_tokens":10,"output_tokens":5}],"drift":[{"node":"e1","slowdown":2}]"#, "scenario.drift[0]"),
             (#""workloads":[{"prompt_tokens":10,"output_tokens":5}],"arrival":"uniform""#, "scenario.arrival"),
@@ -72,6 +73,22 @@ struct ScenarioTests {
         #expect { try Self.parse(badTopology) } throws: { ($0 as? JSONError)?.path == "scenario.topology.tiers[0].nodes[0].flops" }
         let badModel = #"{"model":"gpt-9","topology":"# + Self.topology + #","workloads":[{"prompt_tokens":1,"output_tokens":1}]}"#
         #expect { try Self.parse(badModel) } throws: { ($0 as? JSONError)?.path == "scenario.model" }
+    }
+
+    @Test("a workload's own rates replace the scenario's for it; the other workloads keep the scenario's")
+    func workloadRates() throws {
+        let text = #"{"model":"phi-3-mini:q4_0","topology":"# + Self.topology
+            + #","workloads":[{"name":"a","prompt_tokens":64,"output_tokens":8,"context":128,"rates":[3,6]},"#
+            + #"{"name":"b","prompt_tokens":64,"output_tokens":8,"context":128}],"systems":["hyperion"],"rates":[1],"requests":20}"#
+        let scenario = try Self.parse(text)
+        #expect(scenario.workloads[0].rates == [3, 6])
+        #expect(scenario.rateFractions.isEmpty)
+        let report = try Experiment(scenario: scenario).run()
+        #expect(report.points.filter { $0.workload == "a" }.map(\.load) == [.rate(3), .rate(6)])
+        #expect(report.points.filter { $0.workload == "b" }.map(\.load) == [.rate(1)])
+        // Rates given per workload only are load points: no saturation run is added.
+        let only = try Self.parse(text.replacingOccurrences(of: #","rates":[1]"#, with: ""))
+        #expect(only.rateFractions.isEmpty)
     }
 
     @Test("an unknown system is refused by name")
