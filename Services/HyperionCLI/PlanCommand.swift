@@ -14,12 +14,15 @@ struct PlanCommand: ParsableCommand {
         commandName: "plan",
         abstract: "Partition a model's blocks across the tiers of a topology and predict its throughput.",
         discussion: """
-            Every tier of the topology runs one contiguous range of decoder blocks (the embedding goes \
-            with the first, the LM head with the last); the nodes of a tier with room for its range and \
-            KV reserve share its requests. BSDP picks the ranges that minimise the bottleneck — the \
-            seconds per request of the busiest tier or link (docs/design.md §6) — ties going to the smaller \
-            idle latency. gpipe (equal block counts) and heft (greedy earliest finish) are the \
-            baselines; they may leave a tier empty and are never repaired to fit memory.
+            Every tier of the topology runs one contiguous range of decoder blocks, in tier order (the \
+            embedding goes with the first range, the LM head with the last); the nodes of a tier with \
+            room for its range and KV reserve share its requests. BSDP picks the ranges that minimise \
+            the bottleneck — the seconds per request of the busiest tier or link (docs/design.md §6) — \
+            ties going to the smaller idle latency. A tier may hold no blocks: what crosses it then only \
+            passes over its link (token ids from the scheduler, which sits with the first tier, or a \
+            stage's activations); --require-every-tier gives every tier a range, as the paper does. \
+            gpipe (equal block counts) and heft (greedy earliest finish) are the baselines; they may \
+            leave a tier empty and are never repaired to fit memory.
 
             The table lists per tier: blocks (first–last, from 0), weights and KV reserve held, the \
             memory a node needs against the tier's largest node, the nodes that fit, the tier's compute \
@@ -55,7 +58,7 @@ struct PlanCommand: ParsableCommand {
             let request = try makeRequest()
             let outcome = Planner.plan(
                 model: request.model.profile(for: request.workload), topology: request.topology,
-                workload: request.workload, policy: request.policy)
+                workload: request.workload, policy: request.policy, requireEveryTier: request.requireEveryTier)
             switch outcome {
             case .plan(let partition):
                 let now = Date()

@@ -77,7 +77,8 @@ final class PartitionPlannerService {
         core = LivePlanner(
             model: profile, topology: input.topology, workload: input.workload,
             configuration: LivePlanner.Configuration(
-                policy: input.policy, replan: settings.replan, silenceSeconds: 3 * settings.heartbeatSeconds))
+                policy: input.policy, replan: settings.replan, silenceSeconds: 3 * settings.heartbeatSeconds,
+                requireEveryTier: input.requireEveryTier))
         telemetryQueue = Names.Queue.subscription(owner: Names.Queue.planner(settings.plannerID), purpose: "telemetry")
     }
 

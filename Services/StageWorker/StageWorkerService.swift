@@ -239,7 +239,8 @@ final class StageWorkerService: @unchecked Sendable {
             return
         }
         guard document.partition.stages.contains(where: { $0.tierName == settings.tier }) else {
-            logger.error("plan \(document.version) has no stage for tier \(settings.tier); waiting for another")
+            logger.notice(
+                "plan \(document.version) leaves tier \(settings.tier) out (no blocks on it); standing by for a plan that gives it blocks")
             return
         }
         // New keys take the new plan at once; the keys held on the old one finish on it.

@@ -162,8 +162,35 @@ public struct CostModel: Sendable {
 
     /// The idle-latency contribution of link `link`: its transfer plus its delay once per step.
     func linkIdleSeconds(link: Int, lastBlock: Int) -> Double {
-        let steps = Double(workload.prefillSteps) + outputTokens
-        return linkSeconds(link: link, lastBlock: lastBlock) + steps * (links[link]?.latencySeconds ?? 0)
+        linkSeconds(link: link, lastBlock: lastBlock) + stepLatencySeconds(link: link)
+    }
+
+    /// Bytes per token the scheduler sends a first stage: token ids (i32).
+    static let tokenIDBytes = 4.0
+
+    /// Seconds per request on link `link` carrying token ids from the scheduler (which sits with
+    /// the first tier) to a first stage on a later tier.
+    func entryLinkSeconds(link: Int) -> Double {
+        guard let bandwidth = links[link]?.bandwidthBytesPerSecond else { return 0 }
+        return (promptTokens + outputTokens) * Self.tokenIDBytes / bandwidth
+    }
+
+    /// The idle-latency contribution of link `link` on the way in: token ids plus the delay per step.
+    func entryLinkIdleSeconds(link: Int) -> Double {
+        entryLinkSeconds(link: link) + stepLatencySeconds(link: link)
+    }
+
+    /// Link `link`'s propagation delay, paid once by every step of a request.
+    private func stepLatencySeconds(link: Int) -> Double {
+        (Double(workload.prefillSteps) + outputTokens) * (links[link]?.latencySeconds ?? 0)
+    }
+
+    /// Seconds a request spends on the way back: each sampled token returns from the last stage's
+    /// tier to the scheduler, over the topology's return path or else back over every link from the
+    /// first tier to that tier (as the simulator and the emulated cluster send it).
+    func returnIdleSeconds(lastTier: Int) -> Double {
+        let latency = returnLatencySeconds ?? links.prefix(lastTier).reduce(0) { $0 + ($1?.latencySeconds ?? 0) }
+        return outputTokens * latency
     }
 
     /// Scores an assignment of block ranges (`[first, end)`, nil for a skipped tier), checking
@@ -180,7 +207,11 @@ public struct CostModel: Sendable {
         var stages: [StagePrediction] = []
         var bottleneck = 0.0
         var idle = 0.0
-        var crossedLatency = 0.0
+        // Token ids cross every link before the first stage's tier.
+        for link in 0..<firstTier {
+            bottleneck = max(bottleneck, entryLinkSeconds(link: link))
+            idle += entryLinkIdleSeconds(link: link)
+        }
         for (position, tier) in used.enumerated() {
             guard let range = ranges[tier] else { continue }
             let cost = rangeCost(range.lowerBound, range.upperBound, embedding: tier == firstTier, head: tier == lastTier)
@@ -205,7 +236,6 @@ public struct CostModel: Sendable {
                     idle += linkIdleSeconds(link: crossed, lastBlock: range.upperBound - 1)
                 }
             }
-            crossedLatency += latency
             let nodes = tiers[tier].originalIndex.prefix(eligible).enumerated()
                 .sorted { $0.element < $1.element }.map { tiers[tier].ids[$0.offset] }
             stages.append(
@@ -216,15 +246,22 @@ public struct CostModel: Sendable {
                     memoryLimitBytes: tiers[tier].maxMemory, computeSeconds: shared, fastestNodeSeconds: fastest,
                     linkSeconds: link, linkLatencySeconds: latency))
         }
-        idle += outputTokens * (returnLatencySeconds ?? crossedLatency)
+        idle += returnIdleSeconds(lastTier: lastTier)
         return .plan(
             Partition(policy: policy, stages: stages, bottleneckSeconds: bottleneck, idleLatencySeconds: idle))
     }
 
     /// Scores BSDP-style cuts: tier `j` holds `[cuts[j-1], cuts[j])`, every tier non-empty.
     public func evaluate(cuts: [Int], policy: PartitionPolicy = .bsdp) -> PlanOutcome {
-        let bounds = [0] + cuts + [blockCount]
-        return evaluate(ranges: (0..<tierCount).map { bounds[$0]..<bounds[$0 + 1] }, policy: policy)
+        evaluate(ends: cuts + [blockCount], policy: policy)
+    }
+
+    /// Scores a partition given as each tier's end: tier `j` holds `[ends[j-1], ends[j])`
+    /// (from 0 for the first tier), empty when the two are equal; the last end is the block count.
+    public func evaluate(ends: [Int], policy: PartitionPolicy = .bsdp) -> PlanOutcome {
+        let starts = [0] + ends.dropLast()
+        return evaluate(
+            ranges: zip(starts, ends).map { $0 < $1 ? $0..<$1 : nil }, policy: policy)
     }
 
     func memoryShortfall(policy: PartitionPolicy, tier: Int, needBytes: Double, what: String) -> Infeasibility {

@@ -15,11 +15,18 @@ public struct LivePlanner: Sendable {
         public var replan: ReplanController.Policy
         /// How long a node may stay silent before it is out (3 heartbeat intervals).
         public var silenceSeconds: Double
+        /// BSDP gives every tier blocks (the paper's formulation) instead of leaving out a tier
+        /// that does not pay for itself, or that has no live node.
+        public var requireEveryTier: Bool
 
-        public init(policy: PartitionPolicy, replan: ReplanController.Policy = .init(), silenceSeconds: Double = 3) {
+        public init(
+            policy: PartitionPolicy, replan: ReplanController.Policy = .init(), silenceSeconds: Double = 3,
+            requireEveryTier: Bool = false
+        ) {
             self.policy = policy
             self.replan = replan
             self.silenceSeconds = silenceSeconds
+            self.requireEveryTier = requireEveryTier
         }
     }
 
@@ -100,7 +107,9 @@ public struct LivePlanner: Sendable {
     public mutating func evaluate(at now: Double, wallMilliseconds: Int64) -> (changes: [LiveMembership.Change], directive: Directive) {
         let changes = membership.expire(at: now)
         let live = liveTopology
-        let fresh = Planner.plan(model: model, topology: live, workload: workload, policy: configuration.policy)
+        let fresh = Planner.plan(
+            model: model, topology: live, workload: workload, policy: configuration.policy,
+            requireEveryTier: configuration.requireEveryTier)
 
         guard let current else {
             switch fresh {

@@ -2,7 +2,8 @@ import Profiles
 
 /// How blocks are assigned to tiers (docs/design.md §6).
 public enum PartitionPolicy: String, Sendable, Hashable, CaseIterable {
-    /// The exact minimiser of the pipeline bottleneck, with every tier non-empty.
+    /// The exact minimiser of the pipeline bottleneck; a tier may hold no blocks (unless every
+    /// tier is required to).
     case bsdp
     /// Equal block counts per tier, ignoring heterogeneity.
     case gpipe
@@ -69,8 +70,7 @@ public struct StagePrediction: Sendable, Hashable {
 /// A feasible partition with its predictions.
 public struct Partition: Sendable, Hashable {
     public var policy: PartitionPolicy
-    /// One entry per non-empty tier, in pipeline order (BSDP never leaves a tier empty; the
-    /// baselines may).
+    /// One entry per non-empty tier, in pipeline order (a tier without blocks has none).
     public var stages: [StagePrediction]
     /// Seconds per request of the busiest resource (tier or link); 1 / this is the saturated
     /// throughput in requests per second.

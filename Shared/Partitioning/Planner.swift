@@ -4,14 +4,16 @@ import Profiles
 /// out. No clock, broker or file: the CLI and the planner service call it with what they loaded.
 public enum Planner {
     /// Plans with `policy`. The workload must satisfy `Workload.violations` (callers validate user
-    /// input first); the topology is as `Topology.parse` accepts it.
+    /// input first); the topology is as `Topology.parse` accepts it. BSDP may leave a tier without
+    /// blocks unless `requireEveryTier` (the paper's formulation: one non-empty range per tier).
     public static func plan(
-        model: ModelProfile, topology: Topology, workload: Workload, policy: PartitionPolicy
+        model: ModelProfile, topology: Topology, workload: Workload, policy: PartitionPolicy,
+        requireEveryTier: Bool = false
     ) -> PlanOutcome {
         if let empty = emptyInput(model: model, topology: topology, policy: policy) { return .infeasible(empty) }
         let costs = CostModel(model: model, topology: topology, workload: workload)
         switch policy {
-        case .bsdp: return BSDP.plan(costs)
+        case .bsdp: return BSDP.plan(costs, requireEveryTier: requireEveryTier)
         case .gpipe: return GPipe.plan(costs)
         case .heft: return HEFT.plan(costs)
         }

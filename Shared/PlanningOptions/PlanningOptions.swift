@@ -51,12 +51,18 @@ public struct PlanningOptions: ParsableArguments {
             valueName: "file.json"))
     public var workload: String?
 
+    @Flag(
+        name: .customLong("require-every-tier"),
+        help: ArgumentHelp(
+            "BSDP gives every tier a non-empty range (the paper's formulation); by default a tier that does not pay for itself holds no blocks and its link only passes traffic on."))
+    public var requireEveryTier = false
+
     public init() {}
 
     /// Each setting of the group with the environment variable a service reads it from.
     public enum Setting: String, CaseIterable, Sendable {
         case model, topology, partition, promptTokens, outputTokens, prefillChunk, decodeBatch, context, concurrency
-        case workload
+        case workload, requireEveryTier
 
         public var flag: String {
             switch self {
@@ -70,6 +76,7 @@ public struct PlanningOptions: ParsableArguments {
             case .context: "--context"
             case .concurrency: "--concurrency"
             case .workload: "--workload"
+            case .requireEveryTier: "--require-every-tier"
             }
         }
 
@@ -145,8 +152,18 @@ public struct PlanningOptions: ParsableArguments {
         } catch {
             throw BadValue(message: "\(topologyArgument.source) \(topologyArgument.text): \(error.description)")
         }
+        var everyTier = requireEveryTier
+        if !everyTier, let given = fallback(.requireEveryTier) {
+            switch given.trimmingCharacters(in: .whitespaces).lowercased() {
+            case "1", "true", "yes": everyTier = true
+            case "", "0", "false", "no": everyTier = false
+            default:
+                throw BadValue(message: "\(Setting.requireEveryTier.environmentVariable): expected true or false, got '\(given)'")
+            }
+        }
         return PlanningInput(
-            model: source, topology: loadedTopology, topologyPath: topologyArgument.text, workload: workload, policy: policy)
+            model: source, topology: loadedTopology, topologyPath: topologyArgument.text, workload: workload, policy: policy,
+            requireEveryTier: everyTier)
     }
 }
 
@@ -157,12 +174,18 @@ public struct PlanningInput: Sendable {
     public var topologyPath: String
     public var workload: Workload
     public var policy: PartitionPolicy
+    /// BSDP must give every tier blocks (`--require-every-tier`).
+    public var requireEveryTier: Bool
 
-    public init(model: ModelSource, topology: Topology, topologyPath: String, workload: Workload, policy: PartitionPolicy) {
+    public init(
+        model: ModelSource, topology: Topology, topologyPath: String, workload: Workload, policy: PartitionPolicy,
+        requireEveryTier: Bool = false
+    ) {
         self.model = model
         self.topology = topology
         self.topologyPath = topologyPath
         self.workload = workload
         self.policy = policy
+        self.requireEveryTier = requireEveryTier
     }
 }

@@ -47,6 +47,36 @@ struct PlannerServiceTests {
         return try await rpc.call(request, exchange: Names.Exchange.internal, routingKey: Names.Queue.planGet, timeoutSeconds: 10)
     }
 
+    @Test("a tier too small for any block is left out of the plan, unless HYPERION_REQUIRE_EVERY_TIER asks for every tier")
+    func emptyTier() async throws {
+        // The edge node has 1 MB: no block fits it.
+        let topology = FileManager.default.temporaryDirectory.appendingPathComponent("tiny-edge-\(UUID().uuidString).json")
+        try #"{"tiers":[{"name":"edge","nodes":[{"id":"edge-1","flops":4e9,"memory_bytes":1e6}],"link_to_next":{"bandwidth_bytes_per_s":2e8,"latency_s":0.00015}},{"name":"cloud","nodes":[{"id":"cloud-1","flops":4e9,"mem_bw_bytes_per_s":5e9,"memory_bytes":1e9}]}]}"#
+            .write(to: topology, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: topology) }
+        let arguments = ["--model", "smollm2-135m:q4_1", "--topology", topology.path, "--heartbeat-seconds", "0.2"]
+        try await Self.withBroker { host, _, plans in
+            let planner = try ServiceProcess("partition-planner", arguments: arguments, amqpURL: host.urlText)
+            let published = try #require(await plans.first(timeoutSeconds: 30) { _ in true }, "no plan; log:\n\(planner.log)")
+            #expect(try Self.plan(published).partition.stages.map(\.tierName) == ["cloud"])
+            #expect(await planner.terminate() == 0)
+        }
+        try await Self.withBroker { host, _, plans in
+            let planner = try ServiceProcess(
+                "partition-planner", arguments: arguments, amqpURL: host.urlText, environment: ["HYPERION_REQUIRE_EVERY_TIER": "true"])
+            let refused = await planner.logLine(containing: "no bsdp partition fits", timeoutSeconds: 30)
+            #expect(refused?.contains("edge") == true, "log:\n\(planner.log)")
+            #expect(plans.all.isEmpty)
+            _ = await planner.terminate()
+        }
+        try await Self.withBroker { host, _, _ in
+            let planner = try ServiceProcess(
+                "partition-planner", arguments: arguments, amqpURL: host.urlText, environment: ["HYPERION_REQUIRE_EVERY_TIER": "maybe"])
+            #expect(await planner.waitForExit(timeoutSeconds: 30) == 2)
+            #expect(planner.log.contains("HYPERION_REQUIRE_EVERY_TIER: expected true or false, got 'maybe'"), "log:\n\(planner.log)")
+        }
+    }
+
     @Test("at start it publishes the plan, persistent, naming the GGUF file's sha256; plan.get answers the same plan")
     func planAtStart() async throws {
         try await Self.withBroker { host, connection, plans in
@@ -175,13 +205,16 @@ struct PlannerServiceTests {
             #expect(await planner.logLine(containing: "gain ended") != nil, "log:\n\(planner.log)")
             #expect(plans.all.count == 1, "noise re-planned; log:\n\(planner.log)")
 
-            // Sustained: a new plan gives the slowed tier fewer blocks.
+            // Sustained: a new plan gives the slowed tier fewer blocks (or none).
             workers.setSpeed(0.3, of: "cloud-1")
             let second = try #require(
                 await eventually(timeoutSeconds: 15) { plans.all.count > 1 ? plans.all[1] : nil }, "no re-plan; log:\n\(planner.log)")
             let replanned = try Self.plan(second)
             #expect(replanned.version > first.version)
-            #expect(replanned.partition.stages[2].blockCount < first.partition.stages[2].blockCount)
+            func cloudBlocks(_ document: PlanDocument) -> Int {
+                document.partition.stages.first { $0.tierName == "cloud" }?.blockCount ?? 0
+            }
+            #expect(cloudBlocks(replanned) < cloudBlocks(first))
             let why = await planner.logLine(containing: "plan \(replanned.version):")
             #expect(why?.contains("better (needs 20.0%)") == true, "log:\n\(planner.log)")
             #expect(await planner.terminate() == 0)

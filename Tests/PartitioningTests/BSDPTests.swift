@@ -7,7 +7,24 @@ import Partitioning
 
 @Suite("BSDP finds the exact optimum of the §6 objective")
 struct BSDPTests {
-    @Test("every case of the shared planner fixture: same bottleneck and idle latency, infeasible refused")
+    /// Four 1 GB blocks on edge (8 GB) → fog (0.5 GB: no block fits) → cloud (8 GB).
+    static func smallFog(latencies: (Double, Double)) -> (ModelProfile, Topology) {
+        let block = LayerCost(flopsPerToken: 1e9, weightBytes: 1e9, kvBytesPerToken: 0, activationBytesPerToken: 4096)
+        let none = LayerCost(flopsPerToken: 0, weightBytes: 0, kvBytesPerToken: 0, activationBytesPerToken: 4096)
+        let model = ModelProfile(name: "m", blocks: Array(repeating: block, count: 4), embedding: none, head: none)
+        let small = DeviceFigures(flops: 1e12, memoryBandwidthBytesPerSecond: nil, memoryBytes: 0.5e9)
+        let large = DeviceFigures(flops: 1e12, memoryBandwidthBytesPerSecond: nil, memoryBytes: 8e9)
+        let topology = Topology(tiers: [
+            .init(name: "edge", nodes: [.init(id: "e", figures: large)],
+                linkToNext: .init(bandwidthBytesPerSecond: 1e9, latencySeconds: latencies.0)),
+            .init(name: "fog", nodes: [.init(id: "f", figures: small)],
+                linkToNext: .init(bandwidthBytesPerSecond: 1e9, latencySeconds: latencies.1)),
+            .init(name: "cloud", nodes: [.init(id: "c", figures: large)]),
+        ])
+        return (model, topology)
+    }
+
+    @Test("every case of the shared planner fixture, every tier required: same bottleneck and idle latency, infeasible refused")
     func sharedFixture() throws {
         let document = try PlannerFiles.json(at: PlannerFiles.fixtureURL("planner-cases.json"))
         let cases = try #require(document["cases"]?.arrayValue)
@@ -17,7 +34,7 @@ struct BSDPTests {
             let model = try ModelProfile.parse(entry["profile"] ?? .null)
             let topology = try Topology.parse(entry["topology"] ?? .null)
             let workload = try Workload.parse(entry["workload"] ?? .null)
-            let outcome = Planner.plan(model: model, topology: topology, workload: workload, policy: .bsdp)
+            let outcome = Planner.plan(model: model, topology: topology, workload: workload, policy: .bsdp, requireEveryTier: true)
             let expected = try #require(entry["expected"])
             if expected["infeasible"]?.boolValue == true {
                 #expect(outcome.partition == nil, "case \(index) should be infeasible")
@@ -34,31 +51,107 @@ struct BSDPTests {
         #expect(feasibleCount > 150)
     }
 
-    @Test("equals brute force on 4,000 random instances of up to 20 blocks")
-    func bruteForce() {
-        var rng = SeededGenerator(seed: 20_260_125)
-        var compared = 0
-        var infeasible = 0
-        for trial in 0..<4000 {
+    /// Plans `trials` random instances and compares each with `bruteForce`: same bottleneck and
+    /// idle latency, infeasible exactly when it finds nothing. Counts what was compared.
+    static func compareWithBruteForce(
+        seed: UInt64, trials: Int, maxBlocks: (_ tiers: Int) -> Int, requireEveryTier: Bool,
+        bruteForce: (Instance) -> Partition?
+    ) -> (compared: Int, infeasible: Int, withEmptyTier: Int) {
+        var rng = SeededGenerator(seed: seed)
+        var counts = (compared: 0, infeasible: 0, withEmptyTier: 0)
+        for trial in 0..<trials {
             let tiers = Int.random(in: 1...4, using: &rng)
-            let blocks = Int.random(in: 1...(tiers >= 4 ? 16 : 20), using: &rng)
+            let blocks = Int.random(in: 1...maxBlocks(tiers), using: &rng)
             let instance = RandomInstances.make(blocks: blocks, tiers: tiers, uniform: trial % 5 == 0, using: &rng)
-            let outcome = instance.plan()
-            guard let expected = BruteForce.best(instance) else {
+            let outcome = instance.plan(requireEveryTier: requireEveryTier)
+            guard let expected = bruteForce(instance) else {
                 #expect(outcome.partition == nil, "trial \(trial): brute force found no partition")
-                infeasible += 1
+                if let reason = outcome.infeasibility, reason.needBytes > 0 {
+                    #expect(reason.needBytes > reason.maxNodeBytes, "trial \(trial)")
+                }
+                counts.infeasible += 1
                 continue
             }
             guard let partition = outcome.partition else {
                 Issue.record("trial \(trial): BSDP refused a feasible instance: \(String(describing: outcome.infeasibility))")
                 continue
             }
-            compared += 1
+            counts.compared += 1
+            if partition.stages.count < tiers { counts.withEmptyTier += 1 }
             #expect(relativelyClose(partition.bottleneckSeconds, expected.bottleneckSeconds, 1e-9), "trial \(trial)")
             #expect(relativelyClose(partition.idleLatencySeconds, expected.idleLatencySeconds, 1e-9), "trial \(trial)")
+            // Leaving tiers out is never worse than the best plan that uses every tier.
+            if !requireEveryTier, let every = instance.plan(requireEveryTier: true).partition {
+                #expect(partition.bottleneckSeconds <= every.bottleneckSeconds * (1 + 1e-9), "trial \(trial)")
+            }
         }
-        #expect(compared >= 2000)
-        #expect(infeasible > 0)
+        return counts
+    }
+
+    @Test("with every tier required, equals brute force on 4,000 random instances of up to 20 blocks")
+    func bruteForce() {
+        let counts = Self.compareWithBruteForce(
+            seed: 20_260_125, trials: 4000, maxBlocks: { $0 >= 4 ? 16 : 20 }, requireEveryTier: true, bruteForce: BruteForce.best)
+        #expect(counts.compared >= 2000)
+        #expect(counts.infeasible > 0)
+        #expect(counts.withEmptyTier == 0)
+    }
+
+    @Test("with tiers allowed to stay empty, equals brute force over every placement on 3,000 random instances")
+    func bruteForceWithEmptyTiers() {
+        let counts = Self.compareWithBruteForce(
+            seed: 20_261_207, trials: 3000, maxBlocks: { $0 >= 4 ? 12 : 18 }, requireEveryTier: false,
+            bruteForce: BruteForce.bestWithEmptyTiers)
+        #expect(counts.compared >= 1500)
+        #expect(counts.infeasible > 0)
+        #expect(counts.withEmptyTier >= 500, "only \(counts.withEmptyTier) optima leave a tier empty: the case is barely tested")
+    }
+
+    @Test("a tier too small for any block is left empty, and its link carries what passes through")
+    func emptyTierPassesThrough() throws {
+        let (model, topology) = Self.smallFog(latencies: (0.001, 0.002))
+        let workload = Workload.default
+        let partition = try #require(Planner.plan(model: model, topology: topology, workload: workload, policy: .bsdp).partition)
+        #expect(partition.stages.map(\.tierName) == ["edge", "cloud"])
+        #expect(partition.stages.map(\.blockRange) == ["0–1", "2–3"])
+        // The edge's activations cross both links, each paying its delay once per step.
+        let edge = partition.stages[0]
+        let steps = Double(workload.prefillSteps + workload.outputTokens)
+        let tokens = Double(workload.promptTokens + workload.outputTokens)
+        #expect(relativelyClose(edge.linkLatencySeconds, 0.003, 1e-12))
+        #expect(relativelyClose(edge.linkSeconds, 2 * tokens * 4096 / 1e9, 1e-12))
+        let compute = partition.stages.reduce(0) { $0 + $1.fastestNodeSeconds }
+        let expectedIdle = compute + edge.linkSeconds + steps * 0.003 + Double(workload.outputTokens) * 0.003
+        #expect(relativelyClose(partition.idleLatencySeconds, expectedIdle, 1e-12))
+    }
+
+    @Test("a plan that starts past the first tier pays the way in (token ids) and the way back over every link")
+    func entryAndReturnPaths() throws {
+        let block = LayerCost(flopsPerToken: 1e9, weightBytes: 1e8, kvBytesPerToken: 0, activationBytesPerToken: 4096)
+        let none = LayerCost(flopsPerToken: 0, weightBytes: 0, kvBytesPerToken: 0, activationBytesPerToken: 4096)
+        let model = ModelProfile(name: "m", blocks: Array(repeating: block, count: 4), embedding: none, head: none)
+        let slow = DeviceFigures(flops: 1e9, memoryBandwidthBytesPerSecond: nil, memoryBytes: 8e9)
+        let fast = DeviceFigures(flops: 1e15, memoryBandwidthBytesPerSecond: nil, memoryBytes: 8e9)
+        let topology = Topology(tiers: [
+            .init(name: "edge", nodes: [.init(id: "e", figures: slow)], linkToNext: .init(bandwidthBytesPerSecond: 1e6, latencySeconds: 0.01)),
+            .init(name: "cloud", nodes: [.init(id: "c", figures: fast)]),
+        ])
+        let workload = Workload.default
+        let costs = CostModel(model: model, topology: topology, workload: workload)
+        let partition = try #require(costs.evaluate(ends: [0, 4]).partition)
+        #expect(partition.stages.map(\.tierName) == ["cloud"])
+        let tokens = Double(workload.promptTokens + workload.outputTokens)
+        let steps = Double(workload.prefillSteps + workload.outputTokens)
+        let entry = tokens * 4 / 1e6 + steps * 0.01
+        let back = Double(workload.outputTokens) * 0.01
+        #expect(relativelyClose(partition.idleLatencySeconds, partition.stages[0].fastestNodeSeconds + entry + back, 1e-12))
+        #expect(partition.bottleneckSeconds >= tokens * 4 / 1e6)
+        // BSDP finds it: the slow edge is left out, and the paper's formulation cannot do that.
+        let planned = try #require(Planner.plan(model: model, topology: topology, workload: workload, policy: .bsdp).partition)
+        #expect(planned.stages.map(\.tierName) == ["cloud"])
+        let every = try #require(Planner.plan(model: model, topology: topology, workload: workload, policy: .bsdp, requireEveryTier: true).partition)
+        #expect(every.stages.count == 2)
+        #expect(every.bottleneckSeconds > 10 * planned.bottleneckSeconds)
     }
 
     @Test("among exact ties the cuts are the lexicographically smallest")
@@ -73,11 +166,16 @@ struct BSDPTests {
             .init(name: "b", nodes: [.init(id: "b1", figures: node)], linkToNext: .init(bandwidthBytesPerSecond: 1e9, latencySeconds: 0)),
             .init(name: "c", nodes: [.init(id: "c1", figures: node)]),
         ])
-        let outcome = Planner.plan(model: model, topology: topology, workload: .default, policy: .bsdp)
+        let outcome = Planner.plan(model: model, topology: topology, workload: .default, policy: .bsdp, requireEveryTier: true)
         #expect(try #require(outcome.partition).cuts == [1, 2])
+        // With empty tiers allowed, the first tier takes one block (token ids to a later tier
+        // would cost bytes; these activations cost none) and the second none: the smallest ends.
+        let free = try #require(Planner.plan(model: model, topology: topology, workload: .default, policy: .bsdp).partition)
+        #expect(free.stages.map(\.tierName) == ["a", "c"])
+        #expect(free.stages.map(\.blockRange) == ["0–0", "1–4"])
     }
 
-    @Test("equals a straightforward O(T·N²) min-max DP on instances of up to 200 blocks")
+    @Test("with every tier required, equals a straightforward O(T·N²) min-max DP on instances of up to 200 blocks")
     func minMaxDP() {
         var rng = SeededGenerator(seed: 77)
         var compared = 0
@@ -85,7 +183,7 @@ struct BSDPTests {
             let tiers = Int.random(in: 1...6, using: &rng)
             let blocks = Int.random(in: 20...200, using: &rng)
             let instance = RandomInstances.make(blocks: blocks, tiers: tiers, uniform: trial % 6 == 0, using: &rng)
-            let outcome = instance.plan()
+            let outcome = instance.plan(requireEveryTier: true)
             let expected = MinMaxDP.bottleneck(instance)
             guard let expected else {
                 #expect(outcome.partition == nil, "trial \(trial): the DP found no partition")
@@ -159,17 +257,10 @@ struct BSDPTests {
 
     @Test("infeasible instances name the tier, the memory it needs and the largest it has")
     func infeasibleReason() throws {
-        let block = LayerCost(flopsPerToken: 1e9, weightBytes: 1e9, kvBytesPerToken: 0, activationBytesPerToken: 4096)
-        let none = LayerCost(flopsPerToken: 0, weightBytes: 0, kvBytesPerToken: 0, activationBytesPerToken: 4096)
-        let model = ModelProfile(name: "m", blocks: Array(repeating: block, count: 4), embedding: none, head: none)
-        let small = DeviceFigures(flops: 1e12, memoryBandwidthBytesPerSecond: nil, memoryBytes: 0.5e9)
-        let large = DeviceFigures(flops: 1e12, memoryBandwidthBytesPerSecond: nil, memoryBytes: 8e9)
-        let topology = Topology(tiers: [
-            .init(name: "edge", nodes: [.init(id: "e", figures: large)], linkToNext: .init(bandwidthBytesPerSecond: 1e9, latencySeconds: 0)),
-            .init(name: "fog", nodes: [.init(id: "f", figures: small)], linkToNext: .init(bandwidthBytesPerSecond: 1e9, latencySeconds: 0)),
-            .init(name: "cloud", nodes: [.init(id: "c", figures: large)]),
-        ])
-        let outcome = Planner.plan(model: model, topology: topology, workload: .default, policy: .bsdp)
+        let (model, topology) = Self.smallFog(latencies: (0, 0))
+        let block = model.blocks[0]
+        let none = model.embedding
+        let outcome = Planner.plan(model: model, topology: topology, workload: .default, policy: .bsdp, requireEveryTier: true)
         let reason = try #require(outcome.infeasibility)
         #expect(reason.tierName == "fog")
         #expect(reason.needBytes == 1e9)
@@ -177,8 +268,17 @@ struct BSDPTests {
         #expect(reason.reason.contains("fog"))
 
         let tooFewBlocks = ModelProfile(name: "m", blocks: [block, block], embedding: none, head: none)
-        let starved = Planner.plan(model: tooFewBlocks, topology: topology, workload: .default, policy: .bsdp)
+        let starved = Planner.plan(model: tooFewBlocks, topology: topology, workload: .default, policy: .bsdp, requireEveryTier: true)
         #expect(starved.infeasibility?.tierName == "cloud")
+        #expect(Planner.plan(model: tooFewBlocks, topology: topology, workload: .default, policy: .bsdp).partition != nil)
+
+        // Without the requirement: a block larger than every node names the largest tier.
+        let huge = LayerCost(flopsPerToken: 1e9, weightBytes: 9e9, kvBytesPerToken: 0, activationBytesPerToken: 4096)
+        let tooLarge = ModelProfile(name: "m", blocks: [block, huge, block], embedding: none, head: none)
+        let refused = try #require(Planner.plan(model: tooLarge, topology: topology, workload: .default, policy: .bsdp).infeasibility)
+        #expect(refused.needBytes == 9e9)
+        #expect(refused.maxNodeBytes == 8e9)
+        #expect(refused.reason.contains("block 1"))
     }
 }
 

@@ -52,10 +52,10 @@ struct BaselineTests {
         #expect(reason.tierName == "edge")
         #expect(reason.needBytes == 2e9)
         #expect(reason.maxNodeBytes == 1.5e9)
-        // BSDP on the same instance gives the edge one block.
+        // BSDP on the same instance, every tier required, gives the edge one block.
         let bsdp = try #require(
             Planner.plan(model: model, topology: Self.twoTiers(edgeMemory: 1.5e9, cloudMemory: 1e12), workload: .default,
-                policy: .bsdp).partition)
+                policy: .bsdp, requireEveryTier: true).partition)
         #expect(bsdp.cuts == [1])
     }
 

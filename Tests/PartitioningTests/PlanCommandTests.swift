@@ -106,14 +106,18 @@ struct PlanCommandTests {
              {"name":"cloud","nodes":[{"id":"c1","flops":1e9,"memory_bytes":1e12}]}]}
             """)
         defer { try? FileManager.default.removeItem(atPath: tiny) }
-        let json = try Self.run(["--model", "smollm2-135m:q4_1", "--topology", tiny, "--json"])
+        // The edge holds no block: by default the cloud takes them all and the edge is left out.
+        let free = try Self.run(["--model", "smollm2-135m:q4_1", "--topology", tiny])
+        #expect(free.status == 0, "\(free.stderr)")
+        #expect(free.stdout.contains("(no blocks on: edge)"), "\(free.stdout)")
+        let json = try Self.run(["--model", "smollm2-135m:q4_1", "--topology", tiny, "--json", "--require-every-tier"])
         #expect(json.status == 3)
         let answer = try JSONValue.parse(json.stdout)
         #expect(answer["v"] == .int(1))
         #expect(answer["infeasible"]?["tier"] == .string("edge"))
         #expect(answer["infeasible"]?["max_node_bytes"] == .int(1_000_000))
         #expect((answer["infeasible"]?["need_bytes"]?.doubleValue ?? 0) > 1e6)
-        let table = try Self.run(["--model", "smollm2-135m:q4_1", "--topology", tiny])
+        let table = try Self.run(["--model", "smollm2-135m:q4_1", "--topology", tiny, "--require-every-tier"])
         #expect(table.status == 3)
         #expect(table.stdout.contains("edge"))
     }

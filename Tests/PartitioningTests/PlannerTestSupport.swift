@@ -42,8 +42,8 @@ struct Instance {
     var topology: Topology
     var workload: Workload
 
-    func plan(_ policy: PartitionPolicy = .bsdp) -> PlanOutcome {
-        Planner.plan(model: model, topology: topology, workload: workload, policy: policy)
+    func plan(_ policy: PartitionPolicy = .bsdp, requireEveryTier: Bool = false) -> PlanOutcome {
+        Planner.plan(model: model, topology: topology, workload: workload, policy: policy, requireEveryTier: requireEveryTier)
     }
 
     var costs: CostModel { CostModel(model: model, topology: topology, workload: workload) }
@@ -116,9 +116,31 @@ enum RandomInstances {
     }
 }
 
-/// Every partition into non-empty contiguous ranges, scored by the shared objective: the least
-/// bottleneck, then the least idle latency among those within 1e-9 of it (docs/design.md §6).
+/// Every partition into contiguous ranges, scored by the shared objective: the least bottleneck,
+/// then the least idle latency among those within 1e-9 of it (docs/design.md §6). `best` gives
+/// every tier a non-empty range; `bestWithEmptyTiers` also tries every way of leaving tiers out.
 enum BruteForce {
+    static func bestWithEmptyTiers(_ instance: Instance) -> Partition? {
+        let costs = instance.costs
+        let n = costs.blockCount
+        let t = costs.tierCount
+        var feasible: [Partition] = []
+        // Every non-decreasing vector of tier ends in 0...n whose last entry is n.
+        var ends = [Int](repeating: 0, count: t)
+        ends[t - 1] = n
+        while true {
+            if case .plan(let candidate) = costs.evaluate(ends: ends) { feasible.append(candidate) }
+            var index = t - 2
+            while index >= 0, ends[index] == n { index -= 1 }
+            if index < 0 { break }
+            ends[index] += 1
+            for later in (index + 1)..<(t - 1) { ends[later] = ends[index] }
+        }
+        guard let least = feasible.map(\.bottleneckSeconds).min() else { return nil }
+        return feasible.filter { $0.bottleneckSeconds <= least + 1e-9 * least }
+            .min { $0.idleLatencySeconds < $1.idleLatencySeconds }
+    }
+
     static func best(_ instance: Instance) -> Partition? {
         let costs = instance.costs
         let n = costs.blockCount

@@ -42,7 +42,13 @@ struct ReevaluateTests {
         shrunk.tiers[1].nodes = []
         let outcome = Planner.reevaluate(plan, model: instance.model, topology: shrunk, workload: instance.workload)
         #expect(outcome.infeasibility?.tierName == "t1")
-        #expect(Planner.plan(model: instance.model, topology: shrunk, workload: instance.workload, policy: .bsdp).partition == nil)
+        #expect(
+            Planner.plan(model: instance.model, topology: shrunk, workload: instance.workload, policy: .bsdp, requireEveryTier: true)
+                .partition == nil)
+        // Without that requirement a fresh plan goes around the tier.
+        let around = try #require(
+            Planner.plan(model: instance.model, topology: shrunk, workload: instance.workload, policy: .bsdp).partition)
+        #expect(around.stages.map(\.tierName) == ["t0", "t2"])
     }
 
     @Test("empty models and topologies are refused, not crashed on")

@@ -36,7 +36,9 @@ enum Fixtures {
                 context: prompt + output, concurrency: 1))
     }
 
-    /// Plans `system` and builds the input of one run.
+    /// Plans `system` and builds the input of one run. Every tier gets blocks, so that the
+    /// pipelines these tests build (a link between two stages, two nodes of one stage) exist
+    /// whatever BSDP would prefer.
     static func input(
         model: ModelSource, topology: Topology, workload: ScenarioWorkload, system: SystemSpec = .hyperion,
         load: LoadPoint, requests: Int, seed: UInt64 = 1, batching: Scenario.Batching = Scenario.Batching(maxSteps: 1),
@@ -45,7 +47,7 @@ enum Fixtures {
         let partition = try #require(
             Planner.plan(
                 model: model.profile(for: workload.planning), topology: topology, workload: workload.planning,
-                policy: system.partition
+                policy: system.partition, requireEveryTier: true
             ).partition)
         return SimulationInput(
             topology: topology, partition: partition, stageCosts: StepCostModel(source: model).stages(of: partition),
