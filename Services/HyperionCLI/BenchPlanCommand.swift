@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Partitioning
 import Profiles
+import Simulation
 
 /// `hyperion bench plan`: how long planning takes, for the sizes docs/design.md §6 promises.
 struct BenchPlanCommand: ParsableCommand {
@@ -14,6 +15,10 @@ struct BenchPlanCommand: ParsableCommand {
             synthetic with a fixed seed; the link-bound variant (slow links set the bottleneck, so \
             every tier has slack) is the worst case of the idle-latency tie-break. Each is planned repeatedly; the median and minimum wall time \
             are printed, with the bottleneck found so runs can be compared.
+
+            Then the choice for an arrival rate (`hyperion plan --rate`) on the same testbed: building \
+            the candidates alone (target < 10 ms), and with each simulated at the rate over 500 requests \
+            (targets < 2 s for the short workload, < 10 s for the long one), three runs each.
 
             Examples:
               hyperion bench plan
@@ -51,6 +56,54 @@ struct BenchPlanCommand: ParsableCommand {
                         + PlanTable.seconds(median).padding(toLength: 14, withPad: " ", startingAt: 0)
                         + PlanTable.seconds(minimum).padding(toLength: 14, withPad: " ", startingAt: 0)
                         + result + target)
+            }
+        }
+        timeRateChoice()
+    }
+
+    /// The rate-aware choice on the testbed: candidates alone, then with the scoring runs.
+    private func timeRateChoice() {
+        print("\nchoice for a rate                    step         runs  median        min           chosen")
+        let testbed = BenchScenario.phi3MediumTestbed()
+        let cases: [(name: String, dtype: WeightDType, prompt: Int, output: Int, rate: Double, target: String)] = [
+            ("phi-3-medium:q4_0 short, 2 req/s", .q4_0, 256, 64, 2, "< 2 s"),
+            ("phi-3-medium:f16 long, 0.5 req/s", .f16, 512, 1024, 0.5, "< 10 s"),
+        ]
+        let clock = ContinuousClock()
+        func seconds(_ duration: Duration) -> Double {
+            Double(duration.components.seconds) + Double(duration.components.attoseconds) * 1e-18
+        }
+        for entry in cases {
+            var planning = Workload.default
+            planning.promptTokens = entry.prompt
+            planning.outputTokens = entry.output
+            planning.context = max(planning.context, entry.prompt + entry.output)
+            let planner = RatePlanner(
+                model: .shape(ModelPreset.phi3Medium.shape(dtype: entry.dtype)), topology: testbed.topology,
+                workload: ScenarioWorkload(name: "bench", distribution: .uniform, planning: planning))
+            var building: [Double] = []
+            var scoring: [Double] = []
+            var chosen = ""
+            for _ in 0..<3 {
+                let start = clock.now
+                _ = planner.candidates()
+                building.append(seconds(clock.now - start))
+                let scored = clock.now
+                if let choice = planner.choose(rate: entry.rate) {
+                    chosen = choice.candidates[choice.chosen].partition.stages.map { "\($0.tierName) \($0.blockRange)" }
+                        .joined(separator: ", ")
+                }
+                scoring.append(seconds(clock.now - scored))
+            }
+            building.sort()
+            scoring.sort()
+            for (step, samples, target) in [("candidates", building, "< 10 ms"), ("+ scoring", scoring, entry.target)] {
+                print(
+                    entry.name.padding(toLength: 37, withPad: " ", startingAt: 0)
+                        + step.padding(toLength: 13, withPad: " ", startingAt: 0) + "3     "
+                        + PlanTable.seconds(samples[1]).padding(toLength: 14, withPad: " ", startingAt: 0)
+                        + PlanTable.seconds(samples[0]).padding(toLength: 14, withPad: " ", startingAt: 0)
+                        + (step == "+ scoring" ? chosen + "  " : "") + "(target \(target))")
             }
         }
     }

@@ -15,6 +15,22 @@ import Profiles
 /// most 64 sweeps. A DP over the same states, restricted to ranges within the tie window, then
 /// picks the least idle latency.
 enum BSDP {
+    /// The least-idle partition whose bottleneck stays within `limit` seconds per request: the
+    /// latency end of the trade-off that `plan` takes at its throughput end. Infeasible when no
+    /// partition fits memory or stays within `limit`.
+    static func leastIdle(_ costs: CostModel, within limit: Double, requireEveryTier: Bool = false) -> PlanOutcome {
+        let search = Search(costs: costs, requireEveryTier: requireEveryTier)
+        if requireEveryTier, costs.blockCount < costs.tierCount { return plan(costs, requireEveryTier: true) }
+        guard search.reach(within: .infinity) != nil else { return .infeasible(search.memoryShortfall()) }
+        guard let reach = search.reach(within: limit), let best = search.leastIdle(within: limit, reach: reach) else {
+            return .infeasible(
+                Infeasibility(
+                    policy: .bsdp, tierIndex: 0, tierName: costs.tierNames[0], needBytes: 0, maxNodeBytes: costs.tiers[0].maxMemory,
+                    reason: "no partition keeps every tier and link within \(limit) s per request"))
+        }
+        return costs.evaluate(ends: search.ends(best, within: limit), policy: .bsdp)
+    }
+
     static func plan(_ costs: CostModel, requireEveryTier: Bool = false) -> PlanOutcome {
         let tierCount = costs.tierCount
         let blockCount = costs.blockCount

@@ -19,6 +19,19 @@ public enum Planner {
         }
     }
 
+    /// The BSDP partition of least idle latency among those whose bottleneck is at most
+    /// `bottleneckSeconds`: with the least bottleneck it is `plan`'s answer, with infinity the
+    /// partition one request alone finishes soonest on. Between the two lie the plans a load
+    /// between light and saturating prefers.
+    public static func leastIdle(
+        model: ModelProfile, topology: Topology, workload: Workload, bottleneckSeconds: Double,
+        requireEveryTier: Bool = false
+    ) -> PlanOutcome {
+        if let empty = emptyInput(model: model, topology: topology, policy: .bsdp) { return .infeasible(empty) }
+        let costs = CostModel(model: model, topology: topology, workload: workload)
+        return BSDP.leastIdle(costs, within: bottleneckSeconds, requireEveryTier: requireEveryTier)
+    }
+
     /// Scores an existing partition's ranges on new figures (live speeds, nodes that joined or left),
     /// matching stages to tiers by name: what the planner service compares against a fresh plan
     /// before deciding to re-plan. Infeasible when a stage's tier is gone or none of its nodes

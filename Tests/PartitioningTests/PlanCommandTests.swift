@@ -98,6 +98,34 @@ struct PlanCommandTests {
         }
     }
 
+    @Test("--rate chooses the plan for that load and lists the candidates it simulated; bad rate flags exit 2")
+    func rate() throws {
+        let common = ["--model", "phi-3-medium:q4_0", "--topology", "examples/paper-testbed.json", "--prompt-tokens", "256",
+            "--output-tokens", "64", "--score-requests", "200"]
+        let light = try Self.run(common + ["--rate", "0.5"])
+        #expect(light.status == 0, "\(light.stderr)")
+        #expect(light.stdout.contains("candidates simulated at 0.5 req/s"), "\(light.stdout)")
+        #expect(light.stdout.contains("least bottleneck") && light.stdout.contains("heft") && light.stdout.contains("gpipe"))
+        // At light load a path through fewer tiers beats the least-bottleneck plan across all three.
+        #expect(light.stdout.contains("(no blocks on:"), "\(light.stdout)")
+        let json = try Self.run(common + ["--rate", "0.5", "--json"])
+        #expect(json.status == 0)
+        #expect(try JSONValue.parse(json.stdout)["stages"]?.arrayValue?.isEmpty == false)
+        #expect(json.stderr.contains("candidates simulated"))
+
+        for (arguments, message) in [
+            (["--rate", "-1"], "--rate: expected a number of requests per second > 0, got '-1'"),
+            (["--rate", "fast"], "--rate: expected a number of requests per second > 0, got 'fast'"),
+            (["--rate", "1", "--partition", "heft"], "--rate: chooses among BSDP's plans"),
+            (["--score-requests", "0", "--rate", "1"], "--score-requests: expected an integer from 1 to 1000000, got '0'"),
+            (["--score-requests", "10"], "--score-requests: only with --rate"),
+        ] {
+            let run = try Self.run(["--model", "phi-3-medium:q4_0", "--topology", "examples/paper-testbed.json"] + arguments)
+            #expect(run.status == 2, "\(arguments)")
+            #expect(run.stderr.contains("hyperion plan: " + message), "\(arguments): \(run.stderr)")
+        }
+    }
+
     @Test("no partition fits: exit 3, with the §4 infeasible JSON under --json")
     func infeasible() throws {
         let tiny = try Self.temporaryFile("""
