@@ -9,7 +9,7 @@ import Simulation
 /// in-process and (from saved files) live, as one self-contained HTML page plus a JSON of every
 /// figure.
 struct ReportCommand: ParsableCommand {
-    static let defaultScenarios = ["paper-testbed", "fog-heavy", "cloud-light", "drift"].map {
+    static let defaultScenarios = ["paper-testbed", "paper-testbed-f16", "fog-heavy", "cloud-light", "drift"].map {
         "examples/scenarios/\($0).json"
     }
 
@@ -35,12 +35,15 @@ struct ReportCommand: ParsableCommand {
             another system won, with the reason read from the plans and runs.
 
             Systems: hyperion (bsdp+arts), gpipe (gpipe+round-robin), heft (heft+heft) and the \
-            ablations bsdp+round-robin, bsdp+heft, gpipe+arts, heft+arts. A plan that does not fit \
+            ablations bsdp+round-robin, bsdp+heft, gpipe+arts, heft+arts. At an open-loop rate \
+            hyperion first measures the rate over the point's first 100 arrivals and plans for it \
+            (as hyperion plan --rate does); bsdp+arts written out keeps the least-bottleneck plan. \
+            A plan that does not fit \
             memory is reported infeasible, never repaired. Progress goes to stderr; the headline \
             goes to stdout.
 
             Examples:
-              hyperion report                                   # the four shipped scenarios, ~80 s
+              hyperion report                                   # the five shipped scenarios
               hyperion report --requests 100 --output /tmp/r.html  # a quick, noisier pass
               hyperion report --scenarios examples/scenarios/paper-testbed.json \\
                 --simulated-output results/sim.json
@@ -51,7 +54,7 @@ struct ReportCommand: ParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "Scenario files to simulate, comma-separated (default: the four in examples/scenarios/).", valueName: "a.json,b.json"))
+            "Scenario files to simulate, comma-separated (default: the five experiment scenarios in examples/scenarios/).", valueName: "a.json,b.json"))
     var scenarios: String?
 
     @Option(

@@ -16,6 +16,13 @@ public struct Experiment: Sendable {
     public var concurrency: [Int]
     public var requests: Int
     public var seed: UInt64
+    /// Whether `hyperion` plans open-loop points for the rate it measures arriving (the live
+    /// planner's behaviour) rather than for the least bottleneck alone.
+    public var rateAware = true
+    /// Arrivals `hyperion` watches before it plans (`learnedRate`).
+    public var learningArrivals = 100
+    /// Requests simulated per candidate plan when `hyperion` chooses for a rate.
+    public var scoringRequests = 300
 
     /// The scenario's own systems and load points; callers override them from flags.
     public init(scenario: Scenario) throws(SimulationError) {
@@ -95,6 +102,28 @@ public struct Experiment: Sendable {
             plannedRequestsPerSecond: partition.requestsPerSecond, infeasible: nil)
     }
 
+    /// The arrival rate `hyperion` measures before it plans for an open-loop point: the mean over
+    /// the point's first `learningArrivals` arrivals (requests over the time they took), as the
+    /// live planner measures the scheduler's arrivals. Never the configured rate itself.
+    public func learnedRate(for workload: ScenarioWorkload, rate: Double) -> Double {
+        var traffic = LoadTraffic(seed: seed, arrival: scenario.arrival, workload: workload)
+        var arrived = 0
+        var elapsed = 0.0
+        while arrived < max(2, min(learningArrivals, requests)) {
+            let next = traffic.nextArrival(ratePerSecond: rate)
+            arrived += next.requests
+            elapsed += next.gapSeconds
+        }
+        return elapsed > 0 ? Double(arrived) / elapsed : rate
+    }
+
+    /// How `hyperion` chooses its plan at a learned rate (`RatePlanner`, on its own seed).
+    public func ratePlanner(for workload: ScenarioWorkload) -> RatePlanner {
+        RatePlanner(
+            model: scenario.model, topology: scenario.topology, workload: workload, requests: scoringRequests,
+            batching: scenario.batching, deadlineSeconds: scenario.deadlineSeconds)
+    }
+
     /// The closed loop that saturates `system` on a workload: from `saturationConcurrency`
     /// clients, doubling while the steady rate still grows by more than 5% and no request fails
     /// (at most five doublings); the run with the highest steady rate. A closed loop of C clients
@@ -170,6 +199,22 @@ public struct Experiment: Sendable {
                     var point = ExperimentPoint(
                         system: system, workload: workload.name, load: load, rateFraction: fraction, plan: planned.outcome,
                         result: nil)
+                    if system == .hyperion, rateAware, case .rate(let rate) = load, planned.outcome.partition != nil {
+                        let learned = learnedRate(for: workload, rate: rate)
+                        progress("\(workload.name): hyperion at \(load): choosing a plan for the \((learned * 1000).rounded() / 1000) req/s it saw arrive")
+                        if let choice = ratePlanner(for: workload).choose(rate: learned) {
+                            let partition = choice.candidates[choice.chosen].partition
+                            point.plan = .plan(partition)
+                            point.learnedRate = learned
+                            var chosen = planned
+                            chosen.stageCosts = StepCostModel(source: scenario.model).stages(of: partition)
+                            progress("\(workload.name): hyperion at \(load)")
+                            point.result = Simulator.run(
+                                input(chosen, partition: partition, workload: workload, load: load, requests: requests))
+                            report.points.append(point)
+                            continue
+                        }
+                    }
                     if let partition = planned.outcome.partition {
                         progress("\(workload.name): \(system.name) at \(load)")
                         point.result = Simulator.run(
@@ -193,6 +238,9 @@ public struct ExperimentPoint: Sendable {
     public var plan: PlanOutcome
     /// Nil when the system's plan is infeasible.
     public var result: SimulationResult?
+    /// The arrival rate `hyperion` measured and planned this point for (nil: planned for the
+    /// least bottleneck).
+    public var learnedRate: Double?
 
     public init(
         system: SystemSpec, workload: String, load: LoadPoint, rateFraction: Double?, plan: PlanOutcome,

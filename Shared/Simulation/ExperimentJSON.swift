@@ -46,6 +46,7 @@ extension ExperimentPoint {
         case .concurrency(let clients): fields.append(("concurrency", .int(Int64(clients))))
         }
         if let rateFraction { fields.append(("rate_fraction", .double(rateFraction))) }
+        if let learnedRate { fields.append(("learned_rate", .double(learnedRate))) }
         switch plan {
         case .infeasible(let reason):
             fields.append(("infeasible", PlanDocument.infeasibleJSON(reason)["infeasible"] ?? .null))

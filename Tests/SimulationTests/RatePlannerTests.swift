@@ -76,3 +76,45 @@ struct RatePlannerTests {
         }
     }
 }
+
+@Suite("The experiment's hyperion plans for the rate it sees arrive")
+struct ExperimentRateTests {
+    @Test("open-loop points: hyperion learns the rate from arrivals, and is not behind GPipe or HEFT at light or heavy load")
+    func learnsTheRate() throws {
+        var scenario = try ExperimentScenarioTests.load("paper-testbed")
+        scenario.workloads = scenario.workloads.filter { $0.name == "short" }
+        scenario.systems = ["hyperion", "gpipe", "heft"]
+        scenario.rates = [0.5, 4]
+        scenario.rateFractions = []
+        scenario.requests = 300
+        let report = try Experiment(scenario: scenario).run()
+        for rate in scenario.rates {
+            let points = report.points.filter { $0.load == .rate(rate) }
+            let hyperion = try #require(points.first { $0.system == .hyperion })
+            let learned = try #require(hyperion.learnedRate, "hyperion at \(rate) req/s planned without a rate")
+            #expect(learned != rate && abs(learned - rate) / rate < 0.35, "learned \(learned) req/s at \(rate)")
+            let ours = try #require(hyperion.result?.meanLatencySeconds)
+            for baseline in points where baseline.system != .hyperion {
+                let theirs = try #require(baseline.result?.meanLatencySeconds)
+                #expect(ours <= 1.03 * theirs, "\(rate) req/s: hyperion \(ours) s, \(baseline.system.name) \(theirs) s")
+            }
+        }
+        // Light load: a plan through fewer tiers than the least-bottleneck one.
+        let light = try #require(report.points.first { $0.system == .hyperion && $0.load == .rate(0.5) }?.plan.partition)
+        #expect(light.stages.count < 3)
+    }
+
+    @Test("paper-testbed-f16 validates: its own rates per workload, GPipe infeasible, hyperion and HEFT fit")
+    func f16Scenario() throws {
+        let scenario = try ExperimentScenarioTests.load("paper-testbed-f16")
+        #expect(scenario.workloads.map(\.name) == ["short", "long"])
+        #expect(scenario.workloads.map(\.rates) == [[0.5, 2, 4, 8, 12], [0.1, 0.3, 0.5, 0.7, 1.0]])
+        #expect(scenario.rateFractions.isEmpty)
+        let experiment = try Experiment(scenario: scenario)
+        for workload in scenario.workloads {
+            #expect(experiment.plan(.gpipe, for: workload).outcome.infeasibility?.tierName == "edge")
+            #expect(experiment.plan(.hyperion, for: workload).outcome.partition != nil)
+            #expect(experiment.plan(.heft, for: workload).outcome.partition?.stages.map(\.tierName) == ["cloud"])
+        }
+    }
+}
