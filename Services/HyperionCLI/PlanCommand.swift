@@ -21,7 +21,8 @@ struct PlanCommand: ParsableCommand {
             the bottleneck — the seconds per request of the busiest tier or link (docs/design.md §6) — \
             ties going to the smaller idle latency. A tier may hold no blocks: what crosses it then only \
             passes over its link (token ids from the scheduler, which sits with the first tier, or a \
-            stage's activations); --require-every-tier gives every tier a range, as the paper does. \
+            stage's activations); --require-every-tier gives every tier a range, as the paper does and the \
+            planner service does by default. \
             gpipe (equal block counts) and heft (greedy earliest finish) are the baselines; they may \
             leave a tier empty and are never repaired to fit memory.
 

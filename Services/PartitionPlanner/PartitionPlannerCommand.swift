@@ -123,7 +123,8 @@ struct PartitionPlannerCommand: AsyncParsableCommand {
     func makeSettings() throws(BadInput) -> PartitionPlannerSettings {
         let input: PlanningInput
         do {
-            input = try planning.resolve { ProcessEnvironment.string($0.environmentVariable) }
+            input = try planning.resolve(
+                fallback: { ProcessEnvironment.string($0.environmentVariable) }, requireEveryTierByDefault: true)
         } catch {
             throw BadInput(message: error.message)
         }

@@ -52,10 +52,10 @@ public struct PlanningOptions: ParsableArguments {
     public var workload: String?
 
     @Flag(
-        name: .customLong("require-every-tier"),
+        inversion: .prefixedNo,
         help: ArgumentHelp(
-            "BSDP gives every tier a non-empty range (the paper's formulation); by default a tier that does not pay for itself holds no blocks and its link only passes traffic on."))
-    public var requireEveryTier = false
+            "BSDP gives every tier a non-empty range (the paper's formulation), or lets a tier that does not pay for itself hold no blocks, its link only passing traffic on (default: --no-require-every-tier for hyperion plan, --require-every-tier for the planner service)."))
+    public var requireEveryTier: Bool?
 
     public init() {}
 
@@ -95,7 +95,13 @@ public struct PlanningOptions: ParsableArguments {
     /// Reads and checks every setting: the flag when given, else `fallback` (a service passes its
     /// environment; `hyperion plan` passes nothing), else the built-in default. Loads the model
     /// and topology files.
-    public func resolve(fallback: (Setting) -> String? = { _ in nil }) throws(BadValue) -> PlanningInput {
+    ///
+    /// `requireEveryTierByDefault` is the caller's default for `--require-every-tier`: the planner
+    /// service keeps the paper's formulation unless told otherwise, since a worker whose tier a
+    /// plan leaves out only stands by.
+    public func resolve(
+        fallback: (Setting) -> String? = { _ in nil }, requireEveryTierByDefault: Bool = false
+    ) throws(BadValue) -> PlanningInput {
         /// The value and the name to blame when it is wrong.
         func value(_ setting: Setting, _ flagValue: String?) -> (text: String, source: String)? {
             if let flagValue { return (flagValue, setting.flag) }
@@ -152,11 +158,12 @@ public struct PlanningOptions: ParsableArguments {
         } catch {
             throw BadValue(message: "\(topologyArgument.source) \(topologyArgument.text): \(error.description)")
         }
-        var everyTier = requireEveryTier
-        if !everyTier, let given = fallback(.requireEveryTier) {
+        var everyTier = requireEveryTier ?? requireEveryTierByDefault
+        if requireEveryTier == nil, let given = fallback(.requireEveryTier) {
             switch given.trimmingCharacters(in: .whitespaces).lowercased() {
             case "1", "true", "yes": everyTier = true
-            case "", "0", "false", "no": everyTier = false
+            case "0", "false", "no": everyTier = false
+            case "": break
             default:
                 throw BadValue(message: "\(Setting.requireEveryTier.environmentVariable): expected true or false, got '\(given)'")
             }

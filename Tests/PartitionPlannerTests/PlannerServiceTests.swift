@@ -47,7 +47,7 @@ struct PlannerServiceTests {
         return try await rpc.call(request, exchange: Names.Exchange.internal, routingKey: Names.Queue.planGet, timeoutSeconds: 10)
     }
 
-    @Test("a tier too small for any block is left out of the plan, unless HYPERION_REQUIRE_EVERY_TIER asks for every tier")
+    @Test("the service gives every tier blocks unless HYPERION_REQUIRE_EVERY_TIER=false lets it leave a too-small tier out")
     func emptyTier() async throws {
         // The edge node has 1 MB: no block fits it.
         let topology = FileManager.default.temporaryDirectory.appendingPathComponent("tiny-edge-\(UUID().uuidString).json")
@@ -56,18 +56,20 @@ struct PlannerServiceTests {
         defer { try? FileManager.default.removeItem(at: topology) }
         let arguments = ["--model", "smollm2-135m:q4_1", "--topology", topology.path, "--heartbeat-seconds", "0.2"]
         try await Self.withBroker { host, _, plans in
-            let planner = try ServiceProcess("partition-planner", arguments: arguments, amqpURL: host.urlText)
+            let planner = try ServiceProcess(
+                "partition-planner", arguments: arguments, amqpURL: host.urlText, environment: ["HYPERION_REQUIRE_EVERY_TIER": "false"])
             let published = try #require(await plans.first(timeoutSeconds: 30) { _ in true }, "no plan; log:\n\(planner.log)")
             #expect(try Self.plan(published).partition.stages.map(\.tierName) == ["cloud"])
             #expect(await planner.terminate() == 0)
         }
-        try await Self.withBroker { host, _, plans in
-            let planner = try ServiceProcess(
-                "partition-planner", arguments: arguments, amqpURL: host.urlText, environment: ["HYPERION_REQUIRE_EVERY_TIER": "true"])
-            let refused = await planner.logLine(containing: "no bsdp partition fits", timeoutSeconds: 30)
-            #expect(refused?.contains("edge") == true, "log:\n\(planner.log)")
-            #expect(plans.all.isEmpty)
-            _ = await planner.terminate()
+        for extra in [[String: String](), ["HYPERION_REQUIRE_EVERY_TIER": "true"]] {
+            try await Self.withBroker { host, _, plans in
+                let planner = try ServiceProcess("partition-planner", arguments: arguments, amqpURL: host.urlText, environment: extra)
+                let refused = await planner.logLine(containing: "no bsdp partition fits", timeoutSeconds: 30)
+                #expect(refused?.contains("edge") == true, "\(extra) log:\n\(planner.log)")
+                #expect(plans.all.isEmpty)
+                _ = await planner.terminate()
+            }
         }
         try await Self.withBroker { host, _, _ in
             let planner = try ServiceProcess(

@@ -118,3 +118,35 @@ struct ExperimentRateTests {
         }
     }
 }
+
+@Suite("One cost model: the planner's predictions against the simulator")
+struct PlannerSimulatorAgreementTests {
+    @Test(
+        "a request alone takes the planner's idle latency, within 10%, for BSDP's, GPipe's and HEFT's plans on every scenario",
+        arguments: ["paper-testbed", "paper-testbed-f16", "fog-heavy", "cloud-light"])
+    func idleLatency(name: String) throws {
+        var scenario = try ExperimentScenarioTests.load(name)
+        scenario.workloads = scenario.workloads.map { workload in
+            var fixed = workload
+            fixed.distribution = .fixed
+            fixed.rates = []
+            return fixed
+        }
+        scenario.drift = []
+        let experiment = try Experiment(scenario: scenario)
+        var compared = 0
+        for workload in scenario.workloads {
+            for system in [SystemSpec.hyperion, .gpipe, .heft] {
+                let planned = experiment.plan(system, for: workload)
+                guard let partition = planned.outcome.partition else { continue }
+                // One request every 500 s: none waits for another.
+                let result = Simulator.run(
+                    experiment.input(planned, partition: partition, workload: workload, load: .rate(0.002), requests: 12))
+                let ratio = result.meanLatencySeconds / partition.idleLatencySeconds
+                #expect(abs(ratio - 1) < 0.10, "\(name) \(workload.name) \(system.name): simulated \(result.meanLatencySeconds) s, planned \(partition.idleLatencySeconds) s")
+                compared += 1
+            }
+        }
+        #expect(compared >= 2 * scenario.workloads.count)
+    }
+}
