@@ -125,6 +125,12 @@ enum BSDP {
         /// `reach[tier][covered]`: tiers before `tier` can hold `[0, covered)` with every stage and
         /// link within `limit`; nil when no partition fits.
         func reach(within limit: Double) -> [[Bool]]? {
+            let reach = reachTable(within: limit)
+            return reach[tierCount][blockCount] ? reach : nil
+        }
+
+        /// The table `reach` returns, whether or not the last tier finishes the model.
+        func reachTable(within limit: Double) -> [[Bool]] {
             var reach = [[Bool]](repeating: [Bool](repeating: false, count: blockCount + 1), count: tierCount + 1)
             reach[0][0] = true
             for tier in 0..<tierCount {
@@ -158,7 +164,7 @@ enum BSDP {
                 }
                 reach[tier + 1] = next
             }
-            return reach[tierCount][blockCount] ? reach : nil
+            return reach
         }
 
         /// `best[tier][covered]`: the least idle seconds of tiers `tier…` from that state, every
@@ -226,21 +232,8 @@ enum BSDP {
                     return shortfall
                 }
             }
-            // reach[tier][covered]: some placement of [0, covered) on tiers before `tier` fits memory.
-            var reach = [[Bool]](repeating: [Bool](repeating: false, count: blockCount + 1), count: tierCount + 1)
-            reach[0][0] = true
-            for tier in 0..<tierCount {
-                for covered in 0...blockCount where reach[tier][covered] {
-                    guard let ends = ends(tier: tier, covered: covered) else { continue }
-                    for end in ends {
-                        if end == covered || stage(tier: tier, first: covered, end: end) != nil {
-                            reach[tier + 1][end] = true
-                        } else if end > covered {
-                            break
-                        }
-                    }
-                }
-            }
+            // Where placements that fit memory get stuck (links and times do not count here).
+            let reach = reachTable(within: .infinity)
             let stuck = (0...blockCount).last { covered in (0..<tierCount).contains { reach[$0][covered] } } ?? 0
             let candidates = (0..<tierCount).filter { reach[$0][stuck] }
             let tier = candidates.max { costs.tiers[$0].maxMemory < costs.tiers[$1].maxMemory } ?? 0

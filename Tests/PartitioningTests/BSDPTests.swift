@@ -7,11 +7,16 @@ import Partitioning
 
 @Suite("BSDP finds the exact optimum of the §6 objective")
 struct BSDPTests {
+    /// Four blocks of 1 GFLOP per token and 4 KB of activations, no embedding or head cost.
+    static func fourBlocks(weightBytes: Double) -> ModelProfile {
+        let block = LayerCost(flopsPerToken: 1e9, weightBytes: weightBytes, kvBytesPerToken: 0, activationBytesPerToken: 4096)
+        let none = LayerCost(flopsPerToken: 0, weightBytes: 0, kvBytesPerToken: 0, activationBytesPerToken: 4096)
+        return ModelProfile(name: "m", blocks: Array(repeating: block, count: 4), embedding: none, head: none)
+    }
+
     /// Four 1 GB blocks on edge (8 GB) → fog (0.5 GB: no block fits) → cloud (8 GB).
     static func smallFog(latencies: (Double, Double)) -> (ModelProfile, Topology) {
-        let block = LayerCost(flopsPerToken: 1e9, weightBytes: 1e9, kvBytesPerToken: 0, activationBytesPerToken: 4096)
-        let none = LayerCost(flopsPerToken: 0, weightBytes: 0, kvBytesPerToken: 0, activationBytesPerToken: 4096)
-        let model = ModelProfile(name: "m", blocks: Array(repeating: block, count: 4), embedding: none, head: none)
+        let model = fourBlocks(weightBytes: 1e9)
         let small = DeviceFigures(flops: 1e12, memoryBandwidthBytesPerSecond: nil, memoryBytes: 0.5e9)
         let large = DeviceFigures(flops: 1e12, memoryBandwidthBytesPerSecond: nil, memoryBytes: 8e9)
         let topology = Topology(tiers: [
@@ -127,9 +132,7 @@ struct BSDPTests {
 
     @Test("a plan that starts past the first tier pays the way in (token ids) and the way back over every link")
     func entryAndReturnPaths() throws {
-        let block = LayerCost(flopsPerToken: 1e9, weightBytes: 1e8, kvBytesPerToken: 0, activationBytesPerToken: 4096)
-        let none = LayerCost(flopsPerToken: 0, weightBytes: 0, kvBytesPerToken: 0, activationBytesPerToken: 4096)
-        let model = ModelProfile(name: "m", blocks: Array(repeating: block, count: 4), embedding: none, head: none)
+        let model = Self.fourBlocks(weightBytes: 1e8)
         let slow = DeviceFigures(flops: 1e9, memoryBandwidthBytesPerSecond: nil, memoryBytes: 8e9)
         let fast = DeviceFigures(flops: 1e15, memoryBandwidthBytesPerSecond: nil, memoryBytes: 8e9)
         let topology = Topology(tiers: [
