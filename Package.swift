@@ -8,12 +8,16 @@ let strict: [SwiftSetting] = [
     .treatAllWarnings(as: .error),
 ]
 
-/// The wide integer kernels are compiled for CPUs with AVX-512 VNNI; the code that calls them
-/// checks the running CPU first, so the rest of the build stays portable x86-64.
+/// The wide integer kernels are one source compiled twice: `WideKernels` for CPUs with AVX-512
+/// VNNI (LLVM's `cascadelake`) and `WideKernelsAVX2` for CPUs with AVX2 (LLVM's `haswell`; its
+/// directory links to the first one's files). The code that calls them checks the running CPU
+/// first, so the rest of the build stays portable x86-64.
 #if arch(x86_64)
 let wideKernelCPU: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "cascadelake"])]
+let avx2KernelCPU: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell"]), .define("HALF_WIDTH_TILES")]
 #else
 let wideKernelCPU: [SwiftSetting] = []
+let avx2KernelCPU: [SwiftSetting] = [.define("HALF_WIDTH_TILES")]
 #endif
 
 let package = Package(
@@ -52,7 +56,11 @@ let package = Package(
             name: "WideKernels", dependencies: ["QuantFormats"], path: "Shared/WideKernels",
             swiftSettings: strict + wideKernelCPU),
         .target(
-            name: "Inference", dependencies: ["GGUF", "QuantFormats", "WideKernels", "Measurement"], path: "Shared/Inference",
+            name: "WideKernelsAVX2", dependencies: ["QuantFormats"], path: "Shared/WideKernelsAVX2",
+            swiftSettings: strict + avx2KernelCPU),
+        .target(
+            name: "Inference", dependencies: ["GGUF", "QuantFormats", "WideKernels", "WideKernelsAVX2", "Measurement"],
+            path: "Shared/Inference",
             swiftSettings: strict),
         .target(
             name: "Profiles", dependencies: ["JSON", "GGUF"], path: "Shared/Profiles",

@@ -13,18 +13,20 @@ struct BenchInferenceCommand: ParsableCommand {
             Prefill: the 182-token prompt of the reference fixture in one step. Decode: greedy tokens \
             one at a time after that prompt. Batched decode: B requests advanced one token each per \
             step (weights read once per step) for B = 1, 2, 4, 8, 16. Each figure is the best of --runs. \
-            Ratios compare with the fixture's reference_speed (llama.cpp 0.3.36 built native, 2 \
-            threads, this machine kind: 240.7 prompt tok/s, 89.8 decode tok/s) — the fixture's \
-            figures, not a run on this machine. Targets: decode ≥ 0.7×, prefill ≥ 0.5× at 2 \
-            threads, B=16 ≥ 4× B=1. The default build is portable x86-64 (SSE2); batches of 2 or \
-            more tokens run on wide kernels (512-bit, AVX-512 VNNI) when the CPU has them — \
-            HYPERION_KERNELS=portable measures without them. To measure a wider CPU throughout, \
+            Ratios compare with the fixture's reference_speed (llama.cpp's own llama-bench, 2 \
+            threads, on an AVX-512 machine) — the fixture's figures, not a run on this machine; \
+            compare with llama.cpp run on the same machine for a fair ratio. Targets: decode ≥ 0.7×, prefill ≥ 0.5× at 2 \
+            threads, B=16 ≥ 4× B=1. The default build is portable x86-64 (SSE2); the quantized \
+            products run on wide kernels — avx512 (512-bit, AVX-512 VNNI) or avx2 (256-bit) — \
+            when the CPU has them. HYPERION_KERNELS=portable|avx2|avx512 picks a narrower set; \
+            --compare-kernels measures each set the CPU runs. To measure a wider CPU throughout, \
             build with `swift build -c release -Xswiftc -target-cpu -Xswiftc znver4` (any LLVM CPU \
             name). The integer kernels give bit-identical results in every case.
 
             Examples:
               hyperion bench inference
               hyperion bench inference --threads 1 --output-tokens 32 --precision float32
+              hyperion bench inference --compare-kernels --runs 5
             """
     )
 
@@ -53,6 +55,9 @@ struct BenchInferenceCommand: ParsableCommand {
     @Option(help: "Activation precision in products: int8 or float32.")
     var precision = "int8"
 
+    @Flag(help: "Measure every kernel set this CPU runs (portable, avx2, avx512) in turn, with ratios to portable.")
+    var compareKernels = false
+
     mutating func validate() throws {
         if let oldDecodeTokens { outputTokens = oldDecodeTokens }
         guard threads >= 1, outputTokens >= 1, batchSteps >= 1, runs >= 1 else {
@@ -77,19 +82,59 @@ struct BenchInferenceCommand: ParsableCommand {
         let activationPrecision = ActivationPrecision(rawValue: precision) ?? .int8
         print("model \(path): \(transformer.config.architecture.rawValue), \(transformer.config.blockCount) blocks")
         print("precision \(activationPrecision.rawValue); \(ProcessInfo.processInfo.activeProcessorCount) cores; best of \(runs) runs")
-        switch KernelSet.best {
-        case .wide: print("kernels: wide (AVX-512 VNNI) for batches of 2+ tokens, portable otherwise")
-        case .portable:
-            let reason = WideKernelSupport.available
-                ? "HYPERION_KERNELS=portable" : "CPU lacks \(WideKernelSupport.missingFlags.joined(separator: " "))"
-            print("kernels: portable (\(reason))")
+        let sets = compareKernels ? KernelSet.supported : [KernelSet.best]
+        print("kernels: \(KernelSet.best.summary)\(kernelNote())")
+        print("reference: the fixture's reference_speed (llama.cpp's llama-bench, 2 threads, an AVX-512 VNNI machine), not measured here")
+        var figures: [KernelSet: [(String, Double)]] = [:]
+        if compareKernels {
+            // Sets alternate run by run, so a machine whose speed drifts favours none of them;
+            // each figure is the best of its runs.
+            for run in 1...runs {
+                for set in sets {
+                    print("\n== kernels \(set.rawValue), run \(run) of \(runs)")
+                    let measured = try measure(
+                        transformer, prompt: prompt, reference: reference, precision: activationPrecision, kernels: set, runs: 1)
+                    figures[set] = figures[set].map { zip($0, measured).map { ($0.0, max($0.1, $1.1)) } } ?? measured
+                }
+            }
+        } else {
+            print("")
+            figures[KernelSet.best] = try measure(
+                transformer, prompt: prompt, reference: reference, precision: activationPrecision, kernels: KernelSet.best, runs: runs)
         }
-        print("reference: the fixture's reference_speed (llama.cpp, 2 threads, this machine kind), not measured here")
-        print("")
+        if compareKernels, let base = figures[.portable] {
+            print("\nbest of \(runs) runs per set, against portable, measured in this process:")
+            for set in sets where set != .portable {
+                for ((label, value), (_, portable)) in zip(figures[set] ?? [], base) where portable > 0 {
+                    print(String(format: "  %-8@ %-40@ %8.1f vs %8.1f tok/s  %.2f×", set.rawValue as NSString, label as NSString, value, portable, value / portable))
+                }
+            }
+        }
+    }
 
+    /// Why the kernels are what they are, when a wider set exists that does not run.
+    private func kernelNote() -> String {
+        var notes: [String] = []
+        if let unknown = KernelSet.unknownEnvironmentValue {
+            notes.append("HYPERION_KERNELS=\(unknown) names no kernel set (portable, avx2, avx512): ignored")
+        } else if let asked = ProcessInfo.processInfo.environment["HYPERION_KERNELS"] {
+            notes.append("HYPERION_KERNELS=\(asked)")
+        }
+        if let wider = KernelSet.allCases.first(where: { $0 > KernelSet.best && !$0.missingFlags.isEmpty }) {
+            notes.append("\(wider.rawValue) would need \(wider.missingFlags.joined(separator: " "))")
+        }
+        return notes.isEmpty ? "" : "; " + notes.joined(separator: "; ")
+    }
+
+    /// Prefill and decode at 1 and 2 threads, then batched decode; prints each figure and returns them.
+    private func measure(
+        _ transformer: TransformerModel, prompt: [Int32], reference: Reference, precision activationPrecision: ActivationPrecision,
+        kernels: KernelSet, runs: Int
+    ) throws -> [(String, Double)] {
+        var figures: [(String, Double)] = []
         for threadCount in [1, 2] {
             let executor = try BlockRangeExecutor(
-                model: transformer, options: ExecutionOptions(threads: threadCount, precision: activationPrecision))
+                model: transformer, options: ExecutionOptions(threads: threadCount, precision: activationPrecision, kernels: kernels))
             var prefill = 0.0
             var decode = 0.0
             for attempt in 0..<runs {
@@ -106,18 +151,16 @@ struct BenchInferenceCommand: ParsableCommand {
                 prefill = max(prefill, Double(prompt.count) / seconds(prefilled - start))
                 decode = max(decode, Double(outputTokens) / seconds(done - prefilled))
             }
-            print(
-                line(
-                    "prefill \(prompt.count) tokens, \(threadCount) thread\(threadCount == 1 ? "" : "s")", prefill,
-                    reference: threadCount == 2 ? reference.prefillTokensPerSecond : nil, target: 0.5))
-            print(
-                line(
-                    "decode \(outputTokens) tokens, \(threadCount) thread\(threadCount == 1 ? "" : "s")", decode,
-                    reference: threadCount == 2 ? reference.decodeTokensPerSecond : nil, target: 0.7))
+            let threadsLabel = "\(threadCount) thread\(threadCount == 1 ? "" : "s")"
+            let prefillLabel = "prefill \(prompt.count) tokens, \(threadsLabel)"
+            let decodeLabel = "decode \(outputTokens) tokens, \(threadsLabel)"
+            figures += [(prefillLabel, prefill), (decodeLabel, decode)]
+            print(line(prefillLabel, prefill, reference: threadCount == 2 ? reference.prefillTokensPerSecond : nil, target: 0.5))
+            print(line(decodeLabel, decode, reference: threadCount == 2 ? reference.decodeTokensPerSecond : nil, target: 0.7))
         }
 
         let executor = try BlockRangeExecutor(
-            model: transformer, options: ExecutionOptions(threads: threads, precision: activationPrecision))
+            model: transformer, options: ExecutionOptions(threads: threads, precision: activationPrecision, kernels: kernels))
         let context = Array(prompt.prefix(32))
         var single = 0.0
         for batch in [1, 2, 4, 8, 16] {
@@ -144,9 +187,12 @@ struct BenchInferenceCommand: ParsableCommand {
                 best = max(best, Double(batch * batchSteps) / elapsed)
             }
             if batch == 1 { single = best }
+            let label = "batched decode B=\(batch), \(threads) threads"
+            figures.append((label, best))
             let ratio = batch == 1 ? "" : String(format: "  %.2f× B=1%@", best / single, batch == 16 ? " (target ≥ 4×)" : "")
-            print(String(format: "%-40@ %8.1f tok/s", "batched decode B=\(batch), \(threads) threads" as NSString, best) + ratio)
+            print(String(format: "%-40@ %8.1f tok/s", label as NSString, best) + ratio)
         }
+        return figures
     }
 
     private func line(_ label: String, _ tokensPerSecond: Double, reference: Double?, target: Double) -> String {

@@ -6,10 +6,11 @@ struct HardwareHalf: HalfConversion {
     func float(_ bits: UInt16) -> Float { Float(Float16(bitPattern: bits)) }
 }
 
-/// Integer products with 512-bit vectors, for CPUs with AVX-512 VNNI.
+/// Integer products for batches, tokens in vector lanes: 512-bit vectors with AVX-512 VNNI, or 256-bit with AVX2.
 ///
-/// This module alone is compiled for such a CPU (see Package.swift); the rest of Hyperion stays
-/// portable x86-64 and calls in here only after checking the running CPU. Its entry points are
+/// This source is compiled twice (see Package.swift): as `WideKernels` for CPUs with AVX-512
+/// VNNI and as `WideKernelsAVX2` for CPUs with AVX2; the rest of Hyperion stays portable x86-64
+/// and calls in here only after checking the running CPU. Its entry points are
 /// non-generic so that the block decoding and the products they use are specialised here, for
 /// this module's target.
 ///
@@ -19,40 +20,8 @@ struct HardwareHalf: HalfConversion {
 /// horizontal sums. Every lane performs the scalar sequence of the portable kernel — per 32-value
 /// block the exact integer Σ w·x, then `acc += Float(Σ)·(d_w·d_x)` and `off += m_w·(d_x·Σx)`,
 /// result `acc + off` — so results are bit-identical to it.
-public enum WideInt8Product {
-    /// The batch and output a call works on.
-    ///
-    /// - pairs: per tile, per column pair, 16 lanes of two Int16 codes (64 bytes).
-    /// - scales, sums: `[block][paddedTokens]` floats, `d_x` and `d_x·Σx`, zero past `tokens`.
-    /// - scratch: room for `rowChunk` rows of decoded blocks, 64-byte aligned.
-    /// Rows are decoded `rowChunk` at a time; every tile passes over them while they stay in cache.
-    public struct Operands {
-        public var pairs: UnsafeRawPointer
-        public var scales: UnsafeRawPointer
-        public var sums: UnsafeRawPointer
-        public var tokens: Int
-        public var paddedTokens: Int
-        public var out: UnsafeMutablePointer<Float>
-        public var outStride: Int
-        public var scratch: UnsafeMutableRawPointer
-        /// Rows decoded together (the scratch holds this many rows of decoded blocks).
-        public var rowChunk: Int
-
-        public init(
-            pairs: UnsafeRawPointer, scales: UnsafeRawPointer, sums: UnsafeRawPointer, tokens: Int, paddedTokens: Int,
-            out: UnsafeMutablePointer<Float>, outStride: Int, scratch: UnsafeMutableRawPointer, rowChunk: Int
-        ) {
-            self.pairs = pairs
-            self.scales = scales
-            self.sums = sums
-            self.tokens = tokens
-            self.paddedTokens = paddedTokens
-            self.out = out
-            self.outStride = outStride
-            self.scratch = scratch
-            self.rowChunk = rowChunk
-        }
-    }
+public enum WideInt8Product: FormatKernels {
+    public typealias Operands = BatchOperands
 
     /// Rows `rows` of a matrix whose rows are `rowBytes` apart from `weights`, one entry point per
     /// format with one scale per 32 values.
@@ -149,6 +118,8 @@ public enum WideInt8Product {
 
     /// Every tile against `rows` decoded rows. A tile with at most 4 or 8 tokens runs on 128-
     /// or 256-bit vectors (the first lanes of its 16-lane groups), so a small batch costs less.
+    /// Built for 256-bit vectors (`HALF_WIDTH_TILES`, the AVX2 build), a fuller tile runs as two
+    /// 8-lane halves: 16 lanes would need twice the registers that target has.
     @inline(__always)
     static func multiplyDecoded(
         _ decoded: UnsafeRawPointer, hasOffset: Bool, rows: Int, blocks: Int, firstRow: Int, _ x: Operands
@@ -157,27 +128,38 @@ public enum WideInt8Product {
         while tile &* tileTokens < x.tokens {
             let lanes = min(tileTokens, x.tokens &- tile &* tileTokens)
             if lanes <= 4 {
-                tileRows(Lanes4.self, decoded, hasOffset, rows, blocks, firstRow, tile, lanes, x)
+                tileRows(Lanes4.self, decoded, hasOffset, rows, blocks, firstRow, tile, 0, lanes, x)
             } else if lanes <= 8 {
-                tileRows(Lanes8.self, decoded, hasOffset, rows, blocks, firstRow, tile, lanes, x)
+                tileRows(Lanes8.self, decoded, hasOffset, rows, blocks, firstRow, tile, 0, lanes, x)
             } else {
-                tileRows(Lanes16.self, decoded, hasOffset, rows, blocks, firstRow, tile, lanes, x)
+                #if HALF_WIDTH_TILES
+                tileRows(Lanes8.self, decoded, hasOffset, rows, blocks, firstRow, tile, 0, 8, x)
+                if lanes <= 12 {
+                    tileRows(Lanes4.self, decoded, hasOffset, rows, blocks, firstRow, tile, 8, lanes &- 8, x)
+                } else {
+                    tileRows(Lanes8.self, decoded, hasOffset, rows, blocks, firstRow, tile, 8, lanes &- 8, x)
+                }
+                #else
+                tileRows(Lanes16.self, decoded, hasOffset, rows, blocks, firstRow, tile, 0, lanes, x)
+                #endif
             }
             tile &+= 1
         }
     }
 
-    /// One tile against every decoded row, four rows at a time (the last pass repeats its final
-    /// row where fewer remain and stores each row once).
+    /// One tile's lanes `firstLane..<firstLane+lanes` against every decoded row, four rows at a
+    /// time (the last pass repeats its final row where fewer remain and stores each row once).
     @inline(__always)
     static func tileRows<L: Lanes>(
         _: L.Type, _ decoded: UnsafeRawPointer, _ hasOffset: Bool, _ rows: Int, _ blocks: Int, _ firstRow: Int,
-        _ tile: Int, _ lanes: Int, _ x: Operands
+        _ tile: Int, _ firstLane: Int, _ lanes: Int, _ x: Operands
     ) {
         let rowStride = blocks &* MemoryLayout<DecodedBlock>.stride
-        let tilePairs = x.pairs + tile &* blocks &* 16 &* 64
-        let scales = x.scales + tile &* tileTokens &* 4
-        let sums = x.sums + tile &* tileTokens &* 4
+        let pairOffset: Int = tile &* blocks &* 16 &* 64 &+ firstLane &* 4
+        let tilePairs = x.pairs + pairOffset
+        let laneOffset: Int = (tile &* tileTokens &+ firstLane) &* 4
+        let scales = x.scales + laneOffset
+        let sums = x.sums + laneOffset
         let last = rows &- 1
         var r = 0
         while r < rows {
@@ -188,17 +170,17 @@ public enum WideInt8Product {
                 L.self, decoded + r &* rowStride, decoded + r1 &* rowStride, decoded + r2 &* rowStride,
                 decoded + r3 &* rowStride, hasOffset: hasOffset, blocks: blocks, pairs: tilePairs, scales: scales,
                 sums: sums, paddedTokens: x.paddedTokens)
-            store(v.0, row: firstRow &+ r, tile: tile, lanes: lanes, x)
-            if r1 != r { store(v.1, row: firstRow &+ r1, tile: tile, lanes: lanes, x) }
-            if r2 != r1 { store(v.2, row: firstRow &+ r2, tile: tile, lanes: lanes, x) }
-            if r3 != r2 { store(v.3, row: firstRow &+ r3, tile: tile, lanes: lanes, x) }
+            store(v.0, row: firstRow &+ r, tile: tile, firstLane: firstLane, lanes: lanes, x)
+            if r1 != r { store(v.1, row: firstRow &+ r1, tile: tile, firstLane: firstLane, lanes: lanes, x) }
+            if r2 != r1 { store(v.2, row: firstRow &+ r2, tile: tile, firstLane: firstLane, lanes: lanes, x) }
+            if r3 != r2 { store(v.3, row: firstRow &+ r3, tile: tile, firstLane: firstLane, lanes: lanes, x) }
             r &+= 4
         }
     }
 
     @inline(__always)
-    static func store<V: SIMD>(_ v: V, row: Int, tile: Int, lanes: Int, _ x: Operands) where V.Scalar == Float {
-        let base = tile &* tileTokens
+    static func store<V: SIMD>(_ v: V, row: Int, tile: Int, firstLane: Int, lanes: Int, _ x: Operands) where V.Scalar == Float {
+        let base = tile &* tileTokens &+ firstLane
         for l in 0..<lanes { x.out[(base &+ l) &* x.outStride &+ row] = v[l] }
     }
 
@@ -266,9 +248,13 @@ protocol Lanes {
 }
 
 /// The 32-bit widening of 16-bit lanes, built from 128-bit conversions: a whole-vector
-/// conversion of a wider vector is scalarised, and then not recognised as `vpdpwssd`.
+/// conversion of a wider vector is scalarised, and then not recognised as `vpdpwssd`. Lane by
+/// lane: the library's generic conversion is not always inlined (for `haswell` it was a call
+/// per use), and LLVM turns these lanes into one sign extension once they are.
 @inline(__always)
-func widen(_ a: SIMD8<Int16>) -> SIMD8<Int32> { SIMD8<Int32>(truncatingIfNeeded: a) }
+func widen(_ a: SIMD8<Int16>) -> SIMD8<Int32> {
+    SIMD8<Int32>(Int32(a[0]), Int32(a[1]), Int32(a[2]), Int32(a[3]), Int32(a[4]), Int32(a[5]), Int32(a[6]), Int32(a[7]))
+}
 
 @inline(__always)
 func widen(_ a: SIMD16<Int16>) -> SIMD16<Int32> { SIMD16(lowHalf: widen(a.lowHalf), highHalf: widen(a.highHalf)) }

@@ -74,6 +74,12 @@ struct DeterminismTests {
             // wide ones where the CPU has them).
             Plan(cuts: [], chunks: [Self.tokens.count], threads: 2, companion: false, kernels: .portable),
         ]
+        // Decode alone and beside a companion on every kernel set this CPU runs (single tokens
+        // take each set's own path).
+        for set in KernelSet.supported {
+            plans.append(Plan(cuts: [11], chunks: [1], threads: 1, companion: false, kernels: set))
+            plans.append(Plan(cuts: [], chunks: [1, 2], threads: 2, companion: true, kernels: set))
+        }
         for _ in 0..<3 {
             let cutCount = Int.random(in: 1...4, using: &rng)
             let cuts = Set((0..<cutCount).map { _ in Int.random(in: 1..<model.config.blockCount, using: &rng) }).sorted()

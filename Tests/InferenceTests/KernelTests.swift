@@ -210,21 +210,27 @@ struct KernelTests {
     }
 
     @Test(
-        "the wide kernels equal the portable ones bit for bit (ragged rows, tiles and chunks)",
-        .enabled(if: WideKernelSupport.available, "this CPU lacks \(WideKernelSupport.missingFlags)"),
+        "every wide kernel set this CPU runs equals the portable kernels bit for bit (ragged rows, tiles, chunks, single tokens)",
+        .enabled(if: KernelSet.supported.count > 1, "this CPU runs no wide kernel set: \(KernelSet.avx2.missingFlags)"),
         arguments: [GGMLType.q4_1, .q4_0, .q8_0, .q4_K, .q6_K])
     func wideEqualsPortable(type: GGMLType) throws {
         var rng = SplitMix64(seed: UInt64(type.rawValue) + 5)
         let blockColumns = max(type.blockElements, 32)
-        for (rows, columnBlocks, tokens) in [(1, 1, 4), (5, 2, 2), (11, 3, 3), (9, 2, 16), (17, 3, 15), (37, 1, 17), (8, 2, 40), (3, 6, 33)] {
+        let shapes = [
+            (1, 1, 4), (5, 2, 2), (11, 3, 3), (9, 2, 16), (17, 3, 15), (37, 1, 17), (8, 2, 40), (3, 6, 33),
+            (1, 1, 1), (7, 2, 1), (8, 1, 1), (23, 3, 1), (41, 2, 1), (13, 2, 9), (21, 1, 12),
+        ]
+        for (rows, columnBlocks, tokens) in shapes {
             let columns = columnBlocks * blockColumns
             let data = MatrixFixture.randomData(type: type, rows: rows, columns: columns, rng: &rng)
             let (_, m) = try MatrixFixture.file(type: type, rows: rows, columns: columns, data: data)
             let x = (0..<(tokens * columns)).map { _ in Float.random(in: -40...40, using: &rng) }
-            let wide = product(m, x, tokens: tokens, precision: .int8, kernels: .wide)
             let portable = product(m, x, tokens: tokens, precision: .int8, kernels: .portable)
-            #expect(!wide.contains { $0.isNaN }, "\(type): an output was not written")
-            #expect(wide == portable, "\(type) rows \(rows) columns \(columns) tokens \(tokens)")
+            for set in KernelSet.supported where set != .portable {
+                let wide = product(m, x, tokens: tokens, precision: .int8, kernels: set)
+                #expect(!wide.contains { $0.isNaN }, "\(type) \(set): an output was not written")
+                #expect(wide == portable, "\(type) \(set) rows \(rows) columns \(columns) tokens \(tokens)")
+            }
         }
     }
 

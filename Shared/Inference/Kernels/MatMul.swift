@@ -1,5 +1,7 @@
+import GGUF
 import QuantFormats
 import WideKernels
+import WideKernelsAVX2
 
 /// How activations enter products with quantized weights.
 ///
@@ -28,9 +30,14 @@ final class PreparedInput {
     let scales = Scratch<Float>()
     let sums = Scratch<Float>()
 
+    /// The kernels the products run on (a set this CPU runs).
+    private(set) var kernels = KernelSet.portable
     /// Whether the wide kernels' layout below was prepared (a quantized batch of at least
-    /// `MatMul.wideMinimumTokens` rows with `KernelSet.wide`).
+    /// `MatMul.wideMinimumTokens(kernels)` rows with a wide kernel set).
     private(set) var wide = false
+    /// Whether the token-by-token layout below was prepared (a wide set, up to
+    /// `MatMul.tokenByTokenMaximum(kernels)` rows).
+    private(set) var tokenByToken = false
     /// Tokens rounded up to whole 16-token tiles.
     private(set) var paddedRows = 0
     /// Per tile, per column pair, 16 lanes (one per token) of the pair's two 16-bit codes.
@@ -38,6 +45,11 @@ final class PreparedInput {
     /// Scales and `d·Σq` as `[block][paddedRows]`, zero for the padding tokens.
     let paddedScales = Scratch<Float>()
     let paddedSums = Scratch<Float>()
+    /// Each token's codes on a wide set below its batch minimum: per block its even-numbered
+    /// codes, then its odd ones; and its scales and `d·Σq` per block, token-major.
+    let splitCodes = Scratch<Int16>()
+    let splitScales = Scratch<Float>()
+    let splitSums = Scratch<Float>()
 
     /// Points at `rows × columns` floats (which must stay valid until the products are done) and,
     /// for `int8`, quantizes them.
@@ -50,7 +62,9 @@ final class PreparedInput {
         self.columns = columns
         values = x
         quantized = precision == .int8 && columns % 32 == 0
+        self.kernels = kernels.runnable
         wide = false
+        tokenByToken = false
         guard quantized else { return }
         let blocks = columns / 32
         let q = SharedPointer(codes.reserve(rows * columns))
@@ -68,8 +82,22 @@ final class PreparedInput {
             }
         }
         if let pool, rows > 1 { pool.forRanges(rows, quantizeRows) } else { quantizeRows(0..<rows) }
-        if kernels == .wide && WideKernelSupport.available && rows >= MatMul.wideMinimumTokens {
+        if self.kernels != .portable && rows >= MatMul.wideMinimumTokens(self.kernels) {
             prepareWide(blocks: blocks)
+        } else if self.kernels != .portable && rows <= MatMul.tokenByTokenMaximum(self.kernels) {
+            tokenByToken = true
+            let split = splitCodes.reserve(rows * columns)
+            for i in 0..<(rows * columns) {
+                split[i & ~31 | (i & 1) << 4 | (i & 31) >> 1] = q.base[i]
+            }
+            let tokenScales = splitScales.reserve(rows * blocks)
+            let tokenSums = splitSums.reserve(rows * blocks)
+            for t in 0..<rows {
+                for b in 0..<blocks {
+                    tokenScales[t * blocks + b] = d.base[b * rows + t]
+                    tokenSums[t * blocks + b] = s.base[b * rows + t]
+                }
+            }
         }
     }
 
@@ -174,10 +202,16 @@ enum MatMul {
     /// Tokens that share one pass over a weight row.
     static let tokenTile = 4
 
-    /// Batches from this many tokens on run on the wide kernels when they are chosen. Two
-    /// tokens already gain (1.3× the tokens/s of one at one thread, three 1.8×, where the portable
-    /// kernel gains nothing); a lone token on a 4-lane tile was a third slower than portable.
-    static let wideMinimumTokens = 2
+    /// Batches from this many tokens on run with tokens in the wide kernels' vector lanes.
+    /// AVX-512: two tokens already gain on a 4-lane tile (1.3× the tokens/s of one at one thread,
+    /// three 1.8×). AVX2 (measured at 2 threads): on lanes, 2 tokens ran at 0.8× the tokens/s of
+    /// one token on the single-token kernel and 4 tokens at 0.8–1.0× the portable 4-token tiles;
+    /// from 8 tokens lanes win (1.2–1.4× portable at 8, 1.5–1.8× at 16).
+    static func wideMinimumTokens(_ kernels: KernelSet) -> Int { kernels == .avx2 ? 8 : 2 }
+
+    /// Batches up to this many tokens run token by token on a wide set's single-token kernel
+    /// (above it and below `wideMinimumTokens`, on the portable tiles).
+    static func tokenByTokenMaximum(_ kernels: KernelSet) -> Int { kernels == .avx2 ? 3 : 1 }
     /// Tokens per tile of the wide kernels (`WideInt8Product.tileTokens`, not read from that
     /// module so nothing of it runs before the CPU check).
     static let wideTileTokens = 16
@@ -190,6 +224,7 @@ enum MatMul {
     ) {
         if x.quantized {
             if x.wide && wideProduct(w, x, rowRange, out, outStride, scratch) { return }
+            if x.tokenByToken && tokenByTokenProduct(w, x, rowRange, out, outStride) { return }
             switch w.type {
             case .q4_1: return q4_1Int8(w, x, rowRange, out, outStride, scratch)
             case .q4_0: return q4_0Int8(w, x, rowRange, out, outStride, scratch)
@@ -387,20 +422,44 @@ enum MatMul {
         _ w: WeightMatrix, _ x: PreparedInput, _ rowRange: Range<Int>,
         _ out: UnsafeMutablePointer<Float>, _ outStride: Int, _ scratch: UnsafeMutablePointer<Float>
     ) -> Bool {
-        let kernel: (UnsafeRawPointer, Int, Range<Int>, Int, WideInt8Product.Operands) -> Void
-        switch w.type {
-        case .q4_1: kernel = WideInt8Product.q4_1
-        case .q4_0: kernel = WideInt8Product.q4_0
-        case .q8_0: kernel = WideInt8Product.q8_0
-        case .q4_K: kernel = WideInt8Product.q4_K
-        default: return false
-        }
-        let operands = WideInt8Product.Operands(
+        let operands = BatchOperands(
             pairs: UnsafeRawPointer(x.pairs.pointer), scales: UnsafeRawPointer(x.paddedScales.pointer),
             sums: UnsafeRawPointer(x.paddedSums.pointer), tokens: x.rows, paddedTokens: x.paddedRows, out: out,
             outStride: outStride, scratch: UnsafeMutableRawPointer(scratch).alignedUp(toMultipleOf: 64),
             rowChunk: predecodeRows)
+        let kernel = x.kernels == .avx512
+            ? entry(WideKernels.WideInt8Product.self, w.type) : entry(WideKernelsAVX2.WideInt8Product.self, w.type)
+        guard let kernel else { return false }
         kernel(w.base, w.rowBytes, rowRange, w.columns / 32, operands)
+        return true
+    }
+
+    /// A wide module's entry point for a format (nil for one it does not cover).
+    static func entry<K: FormatKernels>(
+        _: K.Type, _ type: GGMLType
+    ) -> ((UnsafeRawPointer, Int, Range<Int>, Int, K.Operands) -> Void)? {
+        switch type {
+        case .q4_1: return K.q4_1
+        case .q4_0: return K.q4_0
+        case .q8_0: return K.q8_0
+        case .q4_K: return K.q4_K
+        default: return nil
+        }
+    }
+
+    /// Tokens one at a time on a wide kernel set's single-token kernel (Q4_0, Q4_1, Q8_0, Q4_K):
+    /// each block's codes in one 256-bit register, eight blocks' totals from one reduction tree,
+    /// rows in memory order. False for a format it does not cover.
+    static func tokenByTokenProduct(
+        _ w: WeightMatrix, _ x: PreparedInput, _ rowRange: Range<Int>, _ out: UnsafeMutablePointer<Float>, _ outStride: Int
+    ) -> Bool {
+        let blocks = w.columns / 32
+        for t in 0..<x.rows {
+            let split = UnsafeRawPointer(x.splitCodes.pointer + t * w.columns)
+            let scales = UnsafePointer(x.splitScales.pointer + t * blocks)
+            let sums = UnsafePointer(x.splitSums.pointer + t * blocks)
+            guard singleTokenProduct(w, x.kernels, split, scales, sums, rowRange, out + t * outStride) else { return false }
+        }
         return true
     }
 
@@ -442,6 +501,17 @@ enum MatMul {
         _ out: UnsafeMutablePointer<Float>, _ outStride: Int, _ scratch: UnsafeMutablePointer<Float>
     ) {
         int8Product(Q6_KFormat.self, w, x, rowRange, out, outStride, scratch)
+    }
+
+    static func singleTokenProduct(
+        _ w: WeightMatrix, _ kernels: KernelSet, _ split: UnsafeRawPointer, _ scales: UnsafePointer<Float>,
+        _ sums: UnsafePointer<Float>, _ rowRange: Range<Int>, _ out: UnsafeMutablePointer<Float>
+    ) -> Bool {
+        let kernel = kernels == .avx512
+            ? entry(WideKernels.SingleTokenProduct.self, w.type) : entry(WideKernelsAVX2.SingleTokenProduct.self, w.type)
+        guard let kernel else { return false }
+        kernel(w.base, w.rowBytes, rowRange, w.columns / 32, SingleTokenOperands(split: split, scales: scales, sums: sums, out: out))
+        return true
     }
 }
 

@@ -52,8 +52,8 @@ public struct ExecutionOptions: Sendable {
     public var precision: ActivationPrecision
     /// Refuse steps (`kv_full`) that would make the held KV bytes exceed this.
     public var kvBudgetBytes: Int?
-    /// Kernels for batched integer products (results do not depend on it); `.wide` falls back
-    /// to `.portable` on a CPU without AVX-512 VNNI.
+    /// Kernels for the integer products (results do not depend on it); a set the CPU cannot run
+    /// falls back to the widest narrower one it can.
     public var kernels: KernelSet
 
     public init(
@@ -62,7 +62,6 @@ public struct ExecutionOptions: Sendable {
         self.threads = threads
         self.precision = precision
         self.kvBudgetBytes = kvBudgetBytes
-        // The wide kernels only where the CPU has them.
-        self.kernels = WideKernelSupport.available ? kernels : .portable
+        self.kernels = kernels.runnable
     }
 }

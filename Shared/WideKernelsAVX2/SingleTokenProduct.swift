@@ -1,0 +1,1 @@
+../WideKernels/SingleTokenProduct.swift

@@ -1,0 +1,1 @@
+../WideKernels/WideInt8Product.swift
