@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Inference
 import JSON
+import Measurement
 import GGUF
 
 /// `hyperion bench inference`: tokens per second of the CPU runtime, beside llama.cpp's figures.
@@ -19,7 +20,8 @@ struct BenchInferenceCommand: ParsableCommand {
             threads, B=16 ≥ 4× B=1. The default build is portable x86-64 (SSE2); the quantized \
             products run on wide kernels — avx512 (512-bit, AVX-512 VNNI) or avx2 (256-bit) — \
             when the CPU has them. HYPERION_KERNELS=portable|avx2|avx512 picks a narrower set; \
-            --compare-kernels measures each set the CPU runs. To measure a wider CPU throughout, \
+            --compare-kernels measures each set the CPU runs; --llama-bench DIR runs llama.cpp's \
+            own tools on the same model in the same command, alternating. To measure a wider CPU throughout, \
             build with `swift build -c release -Xswiftc -target-cpu -Xswiftc znver4` (any LLVM CPU \
             name). The integer kernels give bit-identical results in every case.
 
@@ -27,6 +29,7 @@ struct BenchInferenceCommand: ParsableCommand {
               hyperion bench inference
               hyperion bench inference --threads 1 --output-tokens 32 --precision float32
               hyperion bench inference --compare-kernels --runs 5
+              hyperion bench inference --llama-bench ~/llama.cpp/build/bin --runs 5
             """
     )
 
@@ -58,6 +61,12 @@ struct BenchInferenceCommand: ParsableCommand {
     @Flag(help: "Measure every kernel set this CPU runs (portable, avx2, avx512) in turn, with ratios to portable.")
     var compareKernels = false
 
+    @Option(
+        help: ArgumentHelp(
+            "Directory of llama.cpp's llama-bench and llama-batched-bench (or its bin/): run them on the same model, alternating run by run, and print medians and ratios.",
+            valueName: "dir"))
+    var llamaBench: String?
+
     mutating func validate() throws {
         if let oldDecodeTokens { outputTokens = oldDecodeTokens }
         guard threads >= 1, outputTokens >= 1, batchSteps >= 1, runs >= 1 else {
@@ -66,9 +75,16 @@ struct BenchInferenceCommand: ParsableCommand {
         guard ActivationPrecision(rawValue: precision) != nil else {
             throw ValidationError("--precision must be int8 or float32, got \(precision)")
         }
+        if compareKernels && llamaBench != nil {
+            throw ValidationError("--compare-kernels and --llama-bench: choose one (each alternates its own runs)")
+        }
+        if let llamaBench {
+            do { _ = try LlamaBenchRunner(directory: llamaBench) } catch { throw ValidationError("\(error)") }
+        }
     }
 
     func run() throws {
+        let llama = try llamaBench.map { try LlamaBenchRunner(directory: $0) }
         let path = ModelLocation.resolve(model)
         let file: GGUFFile
         do {
@@ -85,6 +101,10 @@ struct BenchInferenceCommand: ParsableCommand {
         let sets = compareKernels ? KernelSet.supported : [KernelSet.best]
         print("kernels: \(KernelSet.best.summary)\(kernelNote())")
         print("reference: the fixture's reference_speed (llama.cpp's llama-bench, 2 threads, an AVX-512 VNNI machine), not measured here")
+        if let llama {
+            try compareWithLlama(llama, transformer, path: path, prompt: prompt, reference: reference, precision: activationPrecision)
+            return
+        }
         var figures: [KernelSet: [(String, Double)]] = [:]
         if compareKernels {
             // Sets alternate run by run, so a machine whose speed drifts favours none of them;
@@ -110,6 +130,51 @@ struct BenchInferenceCommand: ParsableCommand {
                 }
             }
         }
+    }
+
+    /// Hyperion and llama.cpp alternately, `runs` times each; the median of each figure and their ratio.
+    private func compareWithLlama(
+        _ llama: LlamaBenchRunner, _ transformer: TransformerModel, path: String, prompt: [Int32], reference: Reference,
+        precision: ActivationPrecision
+    ) throws {
+        print("cpu: \(Self.cpuModel()); llama.cpp: \(llama.bench.deletingLastPathComponent().path)")
+        var ours: [String: [Double]] = [:]
+        var theirs: [String: [Double]] = [:]
+        var labels: [String] = []
+        for run in 1...runs {
+            print("\n== run \(run) of \(runs): hyperion")
+            let measured = try measure(transformer, prompt: prompt, reference: reference, precision: precision, kernels: KernelSet.best, runs: 1)
+            if labels.isEmpty { labels = measured.map(\.0) }
+            for (label, value) in measured { ours[label, default: []].append(value) }
+            print("== run \(run) of \(runs): llama.cpp")
+            let figures = try llama.measure(
+                model: path, promptTokens: prompt.count, outputTokens: outputTokens, batchSteps: batchSteps,
+                batchThreads: threads, batches: Self.batches)
+            for label in labels {
+                guard let value = figures[label] else { continue }
+                theirs[label, default: []].append(value)
+                print(String(format: "%-40@ %8.1f tok/s", label as NSString, value))
+            }
+        }
+        print("\nmedian of \(runs) alternating runs (nearest rank), hyperion (kernels \(KernelSet.best.rawValue)) vs llama.cpp on this machine:")
+        for label in labels {
+            let mine = Percentile.of(ours[label] ?? [], 0.5)
+            guard let other = theirs[label], !other.isEmpty else {
+                print(String(format: "  %-40@ %8.1f tok/s  (llama.cpp gave no figure)", label as NSString, mine))
+                continue
+            }
+            let median = Percentile.of(other, 0.5)
+            print(String(format: "  %-40@ %8.1f vs %8.1f tok/s  %.2f×", label as NSString, mine, median, mine / median))
+        }
+    }
+
+    static let batches = [1, 2, 4, 8, 16]
+
+    /// The CPU's model name from /proc/cpuinfo.
+    static func cpuModel() -> String {
+        let info = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        let line = info.split(separator: "\n").first { $0.hasPrefix("model name") }
+        return line?.split(separator: ":", maxSplits: 1).last?.trimmingCharacters(in: .whitespaces) ?? "unknown"
     }
 
     /// Why the kernels are what they are, when a wider set exists that does not run.
@@ -163,7 +228,7 @@ struct BenchInferenceCommand: ParsableCommand {
             model: transformer, options: ExecutionOptions(threads: threads, precision: activationPrecision, kernels: kernels))
         let context = Array(prompt.prefix(32))
         var single = 0.0
-        for batch in [1, 2, 4, 8, 16] {
+        for batch in Self.batches {
             var best = 0.0
             for attempt in 0..<runs {
                 let ids = (0..<batch).map { KVCacheID(key: "batch-\($0)", attempt: attempt) }

@@ -163,6 +163,8 @@ struct CommandInputTests {
         (["generate", ""], "the prompt is empty"),
         (["plan", "--model", "smollm2-135m", "--topology", TestPaths.localTopology, "--prompt-tokens", "-5"], "--prompt-tokens"),
         (["status", "--listen", "0"], "--listen must be > 0"),
+        (["bench", "inference", "--llama-bench", "/nonexistent"], "--llama-bench /nonexistent: no executable llama-bench"),
+        (["bench", "inference", "--llama-bench", "/tmp", "--compare-kernels"], "--compare-kernels and --llama-bench: choose one"),
     ])
     func refusals(arguments: [String], rule: String) throws {
         let run = try GenerateCommandTests.hyperion(arguments)
