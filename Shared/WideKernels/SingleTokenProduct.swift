@@ -62,7 +62,7 @@ public enum SingleTokenProduct: FormatKernels {
             let s6 = Format.scales(row, b &+ 6), s7 = Format.scales(row, b &+ 7)
             let d = SIMD8<Float>(s0.d, s1.d, s2.d, s3.d, s4.d, s5.d, s6.d, s7.d)
             let dx = UnsafeRawPointer(x.scales + b).loadUnaligned(as: SIMD8<Float>.self)
-            let p = float(t) * (d * dx)
+            let p = Lanes8.toFloat(t) * (d * dx)
             acc += p[0]
             acc += p[1]
             acc += p[2]
@@ -128,11 +128,6 @@ public enum SingleTokenProduct: FormatKernels {
     ) -> SIMD8<Int32> {
         adjacentSums(
             adjacentSums(adjacentSums(s0, s1), adjacentSums(s2, s3)), adjacentSums(adjacentSums(s4, s5), adjacentSums(s6, s7)))
-    }
-
-    @inline(__always)
-    static func float(_ v: SIMD8<Int32>) -> SIMD8<Float> {
-        SIMD8(lowHalf: SIMD4<Float>(v.lowHalf), highHalf: SIMD4<Float>(v.highHalf))
     }
 }
 
