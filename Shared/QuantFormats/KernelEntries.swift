@@ -45,23 +45,30 @@ public struct BatchOperands {
     }
 }
 
-/// One token and the output row it writes.
+/// A few tokens (one or more) and the output rows they write.
 ///
-/// - split: the token's 16-bit codes per block as its 16 even-numbered codes, then its 16 odd
+/// - split: each token's 16-bit codes per block as its 16 even-numbered codes, then its 16 odd
 ///   ones (`x0, x2, …, x30, x1, x3, …, x31`; 64 bytes a block): the order in which the weights'
-///   codes come out of a 256-bit register.
-/// - scales, sums: per block, `d_x` and `d_x·Σx`.
-/// - out: row `j` of the matrix writes `out[j]`.
+///   codes come out of a 256-bit register. Token-major: token `t`'s block `b` at `(t·blocks + b)·64`.
+/// - scales, sums: per token, per block (`t·blocks + b`), `d_x` and `d_x·Σx`.
+/// - out: row `j` of the matrix writes `out[t·outStride + j]` for token `t`.
 public struct SingleTokenOperands {
     public var split: UnsafeRawPointer
     public var scales: UnsafePointer<Float>
     public var sums: UnsafePointer<Float>
     public var out: UnsafeMutablePointer<Float>
+    public var tokens: Int
+    public var outStride: Int
 
-    public init(split: UnsafeRawPointer, scales: UnsafePointer<Float>, sums: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>) {
+    public init(
+        split: UnsafeRawPointer, scales: UnsafePointer<Float>, sums: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>,
+        tokens: Int = 1, outStride: Int = 0
+    ) {
         self.split = split
         self.scales = scales
         self.sums = sums
         self.out = out
+        self.tokens = tokens
+        self.outStride = outStride
     }
 }

@@ -38,13 +38,106 @@ public enum SingleTokenProduct: FormatKernels {
     /// add them in block order. (Eight rows side by side, each block of the token's codes serving
     /// all eight, ran 3× faster while the weights stayed in cache and half as fast as the portable
     /// kernel on a 30 MB matrix: eight interleaved streams defeated the hardware prefetcher.)
+    ///
+    /// Several tokens go through each row together, up to four at a time: the row is read from
+    /// memory once, and the tokens' accumulators, one per vector lane, are independent chains
+    /// that overlap (one token's chain of dependent adds is what bounds a row in cache). Each lane
+    /// adds exactly what the one-token accumulator adds, in the same order.
     @inline(__always)
     static func byteProduct<Format: ByteBlocks>(
         _: Format.Type, _ weights: UnsafeRawPointer, _ rowBytes: Int, _ rows: Range<Int>, _ blocks: Int, _ x: Operands
     ) {
-        for j in rows {
-            x.out[j] = rowProduct(Format.self, weights + j &* rowBytes, blocks, x)
+        if x.tokens == 1 {
+            for j in rows {
+                x.out[j] = rowProduct(Format.self, weights + j &* rowBytes, blocks, x)
+            }
+            return
         }
+        for j in rows {
+            let row = weights + j &* rowBytes
+            var first = 0
+            while first &+ 4 <= x.tokens {
+                let r = rowProducts(Format.self, row, blocks, x, first, count: 4)
+                for t in 0..<4 { x.out[(first &+ t) &* x.outStride &+ j] = r[t] }
+                first &+= 4
+            }
+            let rest = x.tokens &- first
+            if rest == 3 {
+                let r = rowProducts(Format.self, row, blocks, x, first, count: 3)
+                for t in 0..<3 { x.out[(first &+ t) &* x.outStride &+ j] = r[t] }
+            } else if rest == 2 {
+                let r = rowProducts(Format.self, row, blocks, x, first, count: 2)
+                for t in 0..<2 { x.out[(first &+ t) &* x.outStride &+ j] = r[t] }
+            } else if rest == 1 {
+                x.out[first &* x.outStride &+ j] = rowProduct(Format.self, row, blocks, x.token(first, blocks))
+            }
+        }
+    }
+
+    /// `rowProduct` for tokens `first ..< first + count` (2 ≤ count ≤ 4), one per lane.
+    @inline(__always)
+    static func rowProducts<Format: ByteBlocks>(
+        _: Format.Type, _ row: UnsafeRawPointer, _ blocks: Int, _ x: Operands, _ first: Int, count: Int
+    ) -> SIMD4<Float> {
+        var acc = SIMD4<Float>()
+        var off = SIMD4<Float>()
+        // Lanes past `count` read the last token again and are not returned.
+        let x0 = x.token(first, blocks), x1 = x.token(first &+ 1, blocks)
+        let x2 = x.token(first &+ min(2, count &- 1), blocks), x3 = x.token(first &+ min(3, count &- 1), blocks)
+        var b = 0
+        while b &+ 8 <= blocks {
+            let (d, m) = scales(Format.self, row, b)
+            let p0 = products(Format.self, row, b, d, x0)
+            let p1 = products(Format.self, row, b, d, x1)
+            let p2 = count > 2 ? products(Format.self, row, b, d, x2) : SIMD8<Float>()
+            let p3 = count > 3 ? products(Format.self, row, b, d, x3) : SIMD8<Float>()
+            for k in 0..<8 { acc += SIMD4(p0[k], p1[k], p2[k], p3[k]) }
+            if Format.hasOffset {
+                let q0 = m * UnsafeRawPointer(x0.sums + b).loadUnaligned(as: SIMD8<Float>.self)
+                let q1 = m * UnsafeRawPointer(x1.sums + b).loadUnaligned(as: SIMD8<Float>.self)
+                let q2 = m * UnsafeRawPointer(x2.sums + b).loadUnaligned(as: SIMD8<Float>.self)
+                let q3 = m * UnsafeRawPointer(x3.sums + b).loadUnaligned(as: SIMD8<Float>.self)
+                for k in 0..<8 { off += SIMD4(q0[k], q1[k], q2[k], q3[k]) }
+            }
+            b &+= 8
+        }
+        while b < blocks {
+            let (d, m) = Format.scales(row, b)
+            for t in 0..<count {
+                let xt = t == 0 ? x0 : t == 1 ? x1 : t == 2 ? x2 : x3
+                let v = sums(Format.self, row, b, xt)
+                let h = v.lowHalf &+ v.highHalf
+                let total = (h[0] &+ h[2]) &+ (h[1] &+ h[3])
+                acc[t] += Float(total) * (d * xt.scales[b])
+                if Format.hasOffset { off[t] += m * xt.sums[b] }
+            }
+            b &+= 1
+        }
+        return acc + off
+    }
+
+    /// Blocks `b ..< b + 8`'s scales and offsets, block `k` in lane `k`.
+    @inline(__always)
+    static func scales<Format: ByteBlocks>(_: Format.Type, _ row: UnsafeRawPointer, _ b: Int) -> (d: SIMD8<Float>, m: SIMD8<Float>) {
+        let s0 = Format.scales(row, b), s1 = Format.scales(row, b &+ 1), s2 = Format.scales(row, b &+ 2)
+        let s3 = Format.scales(row, b &+ 3), s4 = Format.scales(row, b &+ 4), s5 = Format.scales(row, b &+ 5)
+        let s6 = Format.scales(row, b &+ 6), s7 = Format.scales(row, b &+ 7)
+        return (
+            SIMD8(s0.d, s1.d, s2.d, s3.d, s4.d, s5.d, s6.d, s7.d), SIMD8(s0.m, s1.m, s2.m, s3.m, s4.m, s5.m, s6.m, s7.m)
+        )
+    }
+
+    /// One token's eight block products `Σ·(d_w·d_x)` for blocks `b ..< b + 8`.
+    @inline(__always)
+    static func products<Format: ByteBlocks>(
+        _: Format.Type, _ row: UnsafeRawPointer, _ b: Int, _ d: SIMD8<Float>, _ x: Operands
+    ) -> SIMD8<Float> {
+        let t = totals(
+            sums(Format.self, row, b, x), sums(Format.self, row, b &+ 1, x), sums(Format.self, row, b &+ 2, x),
+            sums(Format.self, row, b &+ 3, x), sums(Format.self, row, b &+ 4, x), sums(Format.self, row, b &+ 5, x),
+            sums(Format.self, row, b &+ 6, x), sums(Format.self, row, b &+ 7, x))
+        let dx = UnsafeRawPointer(x.scales + b).loadUnaligned(as: SIMD8<Float>.self)
+        return Lanes8.toFloat(t) * (d * dx)
     }
 
     @inline(__always)
@@ -53,16 +146,8 @@ public enum SingleTokenProduct: FormatKernels {
         var off: Float = 0
         var b = 0
         while b &+ 8 <= blocks {
-            let t = totals(
-                sums(Format.self, row, b, x), sums(Format.self, row, b &+ 1, x), sums(Format.self, row, b &+ 2, x),
-                sums(Format.self, row, b &+ 3, x), sums(Format.self, row, b &+ 4, x), sums(Format.self, row, b &+ 5, x),
-                sums(Format.self, row, b &+ 6, x), sums(Format.self, row, b &+ 7, x))
-            let s0 = Format.scales(row, b), s1 = Format.scales(row, b &+ 1), s2 = Format.scales(row, b &+ 2)
-            let s3 = Format.scales(row, b &+ 3), s4 = Format.scales(row, b &+ 4), s5 = Format.scales(row, b &+ 5)
-            let s6 = Format.scales(row, b &+ 6), s7 = Format.scales(row, b &+ 7)
-            let d = SIMD8<Float>(s0.d, s1.d, s2.d, s3.d, s4.d, s5.d, s6.d, s7.d)
-            let dx = UnsafeRawPointer(x.scales + b).loadUnaligned(as: SIMD8<Float>.self)
-            let p = Lanes8.toFloat(t) * (d * dx)
+            let (d, m) = scales(Format.self, row, b)
+            let p = products(Format.self, row, b, d, x)
             acc += p[0]
             acc += p[1]
             acc += p[2]
@@ -72,7 +157,6 @@ public enum SingleTokenProduct: FormatKernels {
             acc += p[6]
             acc += p[7]
             if Format.hasOffset {
-                let m = SIMD8<Float>(s0.m, s1.m, s2.m, s3.m, s4.m, s5.m, s6.m, s7.m)
                 let q = m * UnsafeRawPointer(x.sums + b).loadUnaligned(as: SIMD8<Float>.self)
                 off += q[0]
                 off += q[1]
@@ -128,6 +212,16 @@ public enum SingleTokenProduct: FormatKernels {
     ) -> SIMD8<Int32> {
         adjacentSums(
             adjacentSums(adjacentSums(s0, s1), adjacentSums(s2, s3)), adjacentSums(adjacentSums(s4, s5), adjacentSums(s6, s7)))
+    }
+}
+
+extension SingleTokenOperands {
+    /// Token `t` alone (its codes, scales and sums; output row 0 of `out` is its row).
+    @inline(__always)
+    func token(_ t: Int, _ blocks: Int) -> SingleTokenOperands {
+        SingleTokenOperands(
+            split: split + t &* blocks &* 64, scales: scales + t &* blocks, sums: sums + t &* blocks,
+            out: out + t &* outStride)
     }
 }
 

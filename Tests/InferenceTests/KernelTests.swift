@@ -210,7 +210,7 @@ struct KernelTests {
     }
 
     @Test(
-        "every wide kernel set this CPU runs equals the portable kernels bit for bit (ragged rows, tiles, chunks, single tokens)",
+        "every wide kernel set this CPU runs equals the portable kernels bit for bit (ragged rows, tiles, chunks, one to seven tokens)",
         .enabled(if: KernelSet.supported.count > 1, "this CPU runs no wide kernel set: \(KernelSet.avx2.missingFlags)"),
         arguments: [GGMLType.q4_1, .q4_0, .q8_0, .q4_K, .q6_K])
     func wideEqualsPortable(type: GGMLType) throws {
@@ -219,6 +219,7 @@ struct KernelTests {
         let shapes = [
             (1, 1, 4), (5, 2, 2), (11, 3, 3), (9, 2, 16), (17, 3, 15), (37, 1, 17), (8, 2, 40), (3, 6, 33),
             (1, 1, 1), (7, 2, 1), (8, 1, 1), (23, 3, 1), (41, 2, 1), (13, 2, 9), (21, 1, 12),
+            (6, 9, 5), (5, 19, 6), (9, 17, 7), (4, 10, 2), (3, 11, 3), (2, 8, 4), (5, 16, 1),
         ]
         for (rows, columnBlocks, tokens) in shapes {
             let columns = columnBlocks * blockColumns

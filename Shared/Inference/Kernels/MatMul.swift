@@ -35,9 +35,9 @@ final class PreparedInput {
     /// Whether the wide kernels' layout below was prepared (a quantized batch of at least
     /// `MatMul.wideMinimumTokens(kernels)` rows with a wide kernel set).
     private(set) var wide = false
-    /// Whether the token-by-token layout below was prepared (a wide set, up to
-    /// `MatMul.tokenByTokenMaximum(kernels)` rows).
-    private(set) var tokenByToken = false
+    /// Whether the few-token layout below was prepared (a wide set, up to
+    /// `MatMul.fewTokenMaximum(kernels)` rows).
+    private(set) var fewTokens = false
     /// Tokens rounded up to whole 16-token tiles.
     private(set) var paddedRows = 0
     /// Per tile, per column pair, 16 lanes (one per token) of the pair's two 16-bit codes.
@@ -64,7 +64,7 @@ final class PreparedInput {
         quantized = precision == .int8 && columns % 32 == 0
         self.kernels = kernels.runnable
         wide = false
-        tokenByToken = false
+        fewTokens = false
         guard quantized else { return }
         let blocks = columns / 32
         let q = SharedPointer(codes.reserve(rows * columns))
@@ -84,8 +84,8 @@ final class PreparedInput {
         if let pool, rows > 1 { pool.forRanges(rows, quantizeRows) } else { quantizeRows(0..<rows) }
         if self.kernels != .portable && rows >= MatMul.wideMinimumTokens(self.kernels) {
             prepareWide(blocks: blocks)
-        } else if self.kernels != .portable && rows <= MatMul.tokenByTokenMaximum(self.kernels) {
-            tokenByToken = true
+        } else if self.kernels != .portable && rows <= MatMul.fewTokenMaximum(self.kernels) {
+            fewTokens = true
             let split = splitCodes.reserve(rows * columns)
             for i in 0..<(rows * columns) {
                 split[i & ~31 | (i & 1) << 4 | (i & 31) >> 1] = q.base[i]
@@ -206,12 +206,15 @@ enum MatMul {
     /// AVX-512: two tokens already gain on a 4-lane tile (1.3× the tokens/s of one at one thread,
     /// three 1.8×). AVX2 (measured at 2 threads): on lanes, 2 tokens ran at 0.8× the tokens/s of
     /// one token on the single-token kernel and 4 tokens at 0.8–1.0× the portable 4-token tiles;
-    /// from 8 tokens lanes win (1.2–1.4× portable at 8, 1.5–1.8× at 16).
+    /// from 8 tokens lanes win (1.2–1.4× portable at 8, 1.5–1.8× at 16; at 8 the few-token
+    /// kernel reached 85–88 tok/s at one thread against the lanes' 110–150).
     static func wideMinimumTokens(_ kernels: KernelSet) -> Int { kernels == .avx2 ? 8 : 2 }
 
-    /// Batches up to this many tokens run token by token on a wide set's single-token kernel
-    /// (above it and below `wideMinimumTokens`, on the portable tiles).
-    static func tokenByTokenMaximum(_ kernels: KernelSet) -> Int { kernels == .avx2 ? 3 : 1 }
+    /// Batches up to this many tokens run on a wide set's single-token kernel, up to four tokens
+    /// per pass over each row (above it and below `wideMinimumTokens`, on the portable tiles).
+    /// AVX2, one thread: 4 tokens 1.1–1.3× the portable 4-token tiles, 2 tokens 1.2–1.35× the
+    /// tokens/s of one.
+    static func fewTokenMaximum(_ kernels: KernelSet) -> Int { kernels == .avx2 ? 7 : 1 }
     /// Tokens per tile of the wide kernels (`WideInt8Product.tileTokens`, not read from that
     /// module so nothing of it runs before the CPU check).
     static let wideTileTokens = 16
@@ -224,7 +227,7 @@ enum MatMul {
     ) {
         if x.quantized {
             if x.wide && wideProduct(w, x, rowRange, out, outStride, scratch) { return }
-            if x.tokenByToken && tokenByTokenProduct(w, x, rowRange, out, outStride) { return }
+            if x.fewTokens && fewTokenProduct(w, x, rowRange, out, outStride) { return }
             switch w.type {
             case .q4_1: return q4_1Int8(w, x, rowRange, out, outStride, scratch)
             case .q4_0: return q4_0Int8(w, x, rowRange, out, outStride, scratch)
@@ -447,19 +450,20 @@ enum MatMul {
         }
     }
 
-    /// Tokens one at a time on a wide kernel set's single-token kernel (Q4_0, Q4_1, Q8_0, Q4_K):
-    /// each block's codes in one 256-bit register, eight blocks' totals from one reduction tree,
-    /// rows in memory order. False for a format it does not cover.
-    static func tokenByTokenProduct(
+    /// A few tokens on a wide kernel set's single-token kernel (Q4_0, Q4_1, Q8_0, Q4_K): each
+    /// block's codes in one 256-bit register, eight blocks' totals from one reduction tree, rows
+    /// in memory order, each row read once for up to four tokens. False for a format it does not
+    /// cover.
+    static func fewTokenProduct(
         _ w: WeightMatrix, _ x: PreparedInput, _ rowRange: Range<Int>, _ out: UnsafeMutablePointer<Float>, _ outStride: Int
     ) -> Bool {
-        let blocks = w.columns / 32
-        for t in 0..<x.rows {
-            let split = UnsafeRawPointer(x.splitCodes.pointer + t * w.columns)
-            let scales = UnsafePointer(x.splitScales.pointer + t * blocks)
-            let sums = UnsafePointer(x.splitSums.pointer + t * blocks)
-            guard singleTokenProduct(w, x.kernels, split, scales, sums, rowRange, out + t * outStride) else { return false }
-        }
+        let kernel = x.kernels == .avx512
+            ? entry(WideKernels.SingleTokenProduct.self, w.type) : entry(WideKernelsAVX2.SingleTokenProduct.self, w.type)
+        guard let kernel else { return false }
+        let operands = SingleTokenOperands(
+            split: UnsafeRawPointer(x.splitCodes.pointer), scales: UnsafePointer(x.splitScales.pointer),
+            sums: UnsafePointer(x.splitSums.pointer), out: out, tokens: x.rows, outStride: outStride)
+        kernel(w.base, w.rowBytes, rowRange, w.columns / 32, operands)
         return true
     }
 
@@ -501,17 +505,6 @@ enum MatMul {
         _ out: UnsafeMutablePointer<Float>, _ outStride: Int, _ scratch: UnsafeMutablePointer<Float>
     ) {
         int8Product(Q6_KFormat.self, w, x, rowRange, out, outStride, scratch)
-    }
-
-    static func singleTokenProduct(
-        _ w: WeightMatrix, _ kernels: KernelSet, _ split: UnsafeRawPointer, _ scales: UnsafePointer<Float>,
-        _ sums: UnsafePointer<Float>, _ rowRange: Range<Int>, _ out: UnsafeMutablePointer<Float>
-    ) -> Bool {
-        let kernel = kernels == .avx512
-            ? entry(WideKernels.SingleTokenProduct.self, w.type) : entry(WideKernelsAVX2.SingleTokenProduct.self, w.type)
-        guard let kernel else { return false }
-        kernel(w.base, w.rowBytes, rowRange, w.columns / 32, SingleTokenOperands(split: split, scales: scales, sums: sums, out: out))
-        return true
     }
 }
 
