@@ -20,8 +20,10 @@ struct BenchInferenceCommand: ParsableCommand {
             threads, B=16 ≥ 4× B=1. The default build is portable x86-64 (SSE2); the quantized \
             products run on wide kernels — avx512 (512-bit, AVX-512 VNNI) or avx2 (256-bit) — \
             when the CPU has them. HYPERION_KERNELS=portable|avx2|avx512 picks a narrower set; \
-            --compare-kernels measures each set the CPU runs; --llama-bench DIR runs llama.cpp's \
-            own tools on the same model in the same command, alternating. To measure a wider CPU throughout, \
+            --compare-kernels measures each set the CPU runs; --products times the quantized \
+            products alone per matrix and token count on every set (where each kernel wins); \
+            --llama-bench DIR runs llama.cpp's own tools on the same model in the same command, \
+            alternating. To measure a wider CPU throughout, \
             build with `swift build -c release -Xswiftc -target-cpu -Xswiftc znver4` (any LLVM CPU \
             name). The integer kernels give bit-identical results in every case.
 
@@ -29,6 +31,7 @@ struct BenchInferenceCommand: ParsableCommand {
               hyperion bench inference
               hyperion bench inference --threads 1 --output-tokens 32 --precision float32
               hyperion bench inference --compare-kernels --runs 5
+              hyperion bench inference --products
               hyperion bench inference --llama-bench ~/llama.cpp/build/bin --runs 5
             """
     )
@@ -61,6 +64,10 @@ struct BenchInferenceCommand: ParsableCommand {
     @Flag(help: "Measure every kernel set this CPU runs (portable, avx2, avx512) in turn, with ratios to portable.")
     var compareKernels = false
 
+    @Flag(
+        help: "Time the quantized products alone instead: the model's own matrices (first block and output), 1–8, 12 and 16 tokens, every kernel set this CPU runs, one thread, fastest of --runs × 20 calls, with the kernel each set runs and ratios to portable.")
+    var products = false
+
     @Option(
         help: ArgumentHelp(
             "Directory of llama.cpp's llama-bench and llama-batched-bench (or its bin/): run them on the same model, alternating run by run, and print medians and ratios.",
@@ -75,11 +82,35 @@ struct BenchInferenceCommand: ParsableCommand {
         guard ActivationPrecision(rawValue: precision) != nil else {
             throw ValidationError("--precision must be int8 or float32, got \(precision)")
         }
+        if products && (compareKernels || llamaBench != nil) {
+            throw ValidationError("--products times the products alone on every kernel set: without --compare-kernels or --llama-bench")
+        }
         if compareKernels && llamaBench != nil {
             throw ValidationError("--compare-kernels and --llama-bench: choose one (each alternates its own runs)")
         }
         if let llamaBench {
             do { _ = try LlamaBenchRunner(directory: llamaBench) } catch { throw ValidationError("\(error)") }
+        }
+    }
+
+    /// `--products`: one line per matrix and token count, as it is measured.
+    func timeProducts(_ transformer: TransformerModel, path: String) {
+        let sets = KernelSet.supported
+        print("model \(path): quantized products alone, one thread, fastest of \(runs * 20) calls, sets alternating call by call")
+        print("kernels: \(KernelSet.best.summary)\(kernelNote())")
+        print("µs per token (the kernel that ran), ratio to portable\n")
+        func pad(_ text: String, _ width: Int) -> String { text.padding(toLength: max(width, text.count + 1), withPad: " ", startingAt: 0) }
+        print(pad("matrix", 26) + pad("format", 7) + pad("rows×cols", 12) + pad("tokens", 7) + sets.map { pad($0.rawValue, 30) }.joined())
+        ProductTiming.measure(model: transformer, tokens: [1, 2, 3, 4, 5, 6, 7, 8, 12, 16], sets: sets, calls: runs * 20) { m in
+            let portable = m.results.first { $0.kernels == .portable }?.seconds
+            var line = pad(m.matrix, 26) + pad(m.format, 7) + pad("\(m.rows)×\(m.columns)", 12) + pad("\(m.tokens)", 7)
+            for r in m.results {
+                let perToken = r.seconds * 1e6 / Double(m.tokens)
+                var cell = String(format: "%.1f (%@)", perToken, r.path as NSString)
+                if let portable, r.kernels != .portable { cell += String(format: " %.2f×", portable / r.seconds) }
+                line += pad(cell, 30)
+            }
+            print(line)
         }
     }
 
@@ -93,6 +124,10 @@ struct BenchInferenceCommand: ParsableCommand {
             throw BenchInferenceFailure("cannot open the model at \(path): \(error)\(ModelLocation.hint(model))")
         }
         let transformer = try TransformerModel(file: file)
+        if products {
+            timeProducts(transformer, path: path)
+            return
+        }
         let reference = try loadFixture()
         let prompt = reference.prompt
         let activationPrecision = ActivationPrecision(rawValue: precision) ?? .int8

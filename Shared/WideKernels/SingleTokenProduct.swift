@@ -39,10 +39,10 @@ public enum SingleTokenProduct: FormatKernels {
     /// all eight, ran 3× faster while the weights stayed in cache and half as fast as the portable
     /// kernel on a 30 MB matrix: eight interleaved streams defeated the hardware prefetcher.)
     ///
-    /// Several tokens go through each row together, up to four at a time: the row is read from
-    /// memory once, and the tokens' accumulators, one per vector lane, are independent chains
-    /// that overlap (one token's chain of dependent adds is what bounds a row in cache). Each lane
-    /// adds exactly what the one-token accumulator adds, in the same order.
+    /// Several tokens go through each row together, three at a time: the row is read from memory
+    /// once, and the tokens' accumulators, one per vector lane, are independent chains that
+    /// overlap. Each lane adds exactly what the one-token accumulator adds, in the same order.
+    /// (From four tokens the batch kernel's lanes are faster: `MatMul.wideMinimumTokens`.)
     @inline(__always)
     static func byteProduct<Format: ByteBlocks>(
         _: Format.Type, _ weights: UnsafeRawPointer, _ rowBytes: Int, _ rows: Range<Int>, _ blocks: Int, _ x: Operands
@@ -56,55 +56,48 @@ public enum SingleTokenProduct: FormatKernels {
         for j in rows {
             let row = weights + j &* rowBytes
             var first = 0
-            while first &+ 4 <= x.tokens {
-                let r = rowProducts(Format.self, row, blocks, x, first, count: 4)
-                for t in 0..<4 { x.out[(first &+ t) &* x.outStride &+ j] = r[t] }
-                first &+= 4
-            }
-            let rest = x.tokens &- first
-            if rest == 3 {
-                let r = rowProducts(Format.self, row, blocks, x, first, count: 3)
-                for t in 0..<3 { x.out[(first &+ t) &* x.outStride &+ j] = r[t] }
-            } else if rest == 2 {
-                let r = rowProducts(Format.self, row, blocks, x, first, count: 2)
-                for t in 0..<2 { x.out[(first &+ t) &* x.outStride &+ j] = r[t] }
-            } else if rest == 1 {
-                x.out[first &* x.outStride &+ j] = rowProduct(Format.self, row, blocks, x.token(first, blocks))
+            while first < x.tokens {
+                let count = min(3, x.tokens &- first)
+                if count == 1 {
+                    x.out[first &* x.outStride &+ j] = rowProduct(Format.self, row, blocks, x.token(first, blocks))
+                } else {
+                    let r = count == 3
+                        ? rowProducts(Format.self, row, blocks, x, first, count: 3) : rowProducts(Format.self, row, blocks, x, first, count: 2)
+                    for t in 0..<count { x.out[(first &+ t) &* x.outStride &+ j] = r[t] }
+                }
+                first &+= count
             }
         }
     }
 
-    /// `rowProduct` for tokens `first ..< first + count` (2 ≤ count ≤ 4), one per lane.
+    /// `rowProduct` for tokens `first ..< first + count` (count 2 or 3), one per lane.
     @inline(__always)
     static func rowProducts<Format: ByteBlocks>(
         _: Format.Type, _ row: UnsafeRawPointer, _ blocks: Int, _ x: Operands, _ first: Int, count: Int
     ) -> SIMD4<Float> {
         var acc = SIMD4<Float>()
         var off = SIMD4<Float>()
-        // Lanes past `count` read the last token again and are not returned.
-        let x0 = x.token(first, blocks), x1 = x.token(first &+ 1, blocks)
-        let x2 = x.token(first &+ min(2, count &- 1), blocks), x3 = x.token(first &+ min(3, count &- 1), blocks)
+        // With two tokens the third lane reads the second again and is not returned.
+        let x0 = x.token(first, blocks), x1 = x.token(first &+ 1, blocks), x2 = x.token(first &+ count &- 1, blocks)
         var b = 0
         while b &+ 8 <= blocks {
+            let t0 = blockTotals(Format.self, row, b, x0), t1 = blockTotals(Format.self, row, b, x1)
+            let t2 = count > 2 ? blockTotals(Format.self, row, b, x2) : SIMD8<Float>()
             let (d, m) = scales(Format.self, row, b)
-            let p0 = products(Format.self, row, b, d, x0)
-            let p1 = products(Format.self, row, b, d, x1)
-            let p2 = count > 2 ? products(Format.self, row, b, d, x2) : SIMD8<Float>()
-            let p3 = count > 3 ? products(Format.self, row, b, d, x3) : SIMD8<Float>()
-            for k in 0..<8 { acc += SIMD4(p0[k], p1[k], p2[k], p3[k]) }
+            let p0 = products(t0, d, x0, b), p1 = products(t1, d, x1, b), p2 = products(t2, d, x2, b)
+            for k in 0..<8 { acc += SIMD4(p0[k], p1[k], p2[k], 0) }
             if Format.hasOffset {
                 let q0 = m * UnsafeRawPointer(x0.sums + b).loadUnaligned(as: SIMD8<Float>.self)
                 let q1 = m * UnsafeRawPointer(x1.sums + b).loadUnaligned(as: SIMD8<Float>.self)
                 let q2 = m * UnsafeRawPointer(x2.sums + b).loadUnaligned(as: SIMD8<Float>.self)
-                let q3 = m * UnsafeRawPointer(x3.sums + b).loadUnaligned(as: SIMD8<Float>.self)
-                for k in 0..<8 { off += SIMD4(q0[k], q1[k], q2[k], q3[k]) }
+                for k in 0..<8 { off += SIMD4(q0[k], q1[k], q2[k], 0) }
             }
             b &+= 8
         }
         while b < blocks {
             let (d, m) = Format.scales(row, b)
             for t in 0..<count {
-                let xt = t == 0 ? x0 : t == 1 ? x1 : t == 2 ? x2 : x3
+                let xt = t == 0 ? x0 : t == 1 ? x1 : x2
                 let v = sums(Format.self, row, b, xt)
                 let h = v.lowHalf &+ v.highHalf
                 let total = (h[0] &+ h[2]) &+ (h[1] &+ h[3])
@@ -127,17 +120,19 @@ public enum SingleTokenProduct: FormatKernels {
         )
     }
 
-    /// One token's eight block products `Σ·(d_w·d_x)` for blocks `b ..< b + 8`.
+    /// One token's exact totals for blocks `b ..< b + 8` as floats, block `k` in lane `k`.
     @inline(__always)
-    static func products<Format: ByteBlocks>(
-        _: Format.Type, _ row: UnsafeRawPointer, _ b: Int, _ d: SIMD8<Float>, _ x: Operands
-    ) -> SIMD8<Float> {
-        let t = totals(
+    static func blockTotals<Format: ByteBlocks>(_: Format.Type, _ row: UnsafeRawPointer, _ b: Int, _ x: Operands) -> SIMD8<Float> {
+        Lanes8.toFloat(totals(
             sums(Format.self, row, b, x), sums(Format.self, row, b &+ 1, x), sums(Format.self, row, b &+ 2, x),
             sums(Format.self, row, b &+ 3, x), sums(Format.self, row, b &+ 4, x), sums(Format.self, row, b &+ 5, x),
-            sums(Format.self, row, b &+ 6, x), sums(Format.self, row, b &+ 7, x))
-        let dx = UnsafeRawPointer(x.scales + b).loadUnaligned(as: SIMD8<Float>.self)
-        return Lanes8.toFloat(t) * (d * dx)
+            sums(Format.self, row, b &+ 6, x), sums(Format.self, row, b &+ 7, x)))
+    }
+
+    /// The block products `Σ·(d_w·d_x)` of one token for blocks `b ..< b + 8`.
+    @inline(__always)
+    static func products(_ totals: SIMD8<Float>, _ d: SIMD8<Float>, _ x: Operands, _ b: Int) -> SIMD8<Float> {
+        totals * (d * UnsafeRawPointer(x.scales + b).loadUnaligned(as: SIMD8<Float>.self))
     }
 
     @inline(__always)
@@ -146,8 +141,9 @@ public enum SingleTokenProduct: FormatKernels {
         var off: Float = 0
         var b = 0
         while b &+ 8 <= blocks {
+            let t = blockTotals(Format.self, row, b, x)
             let (d, m) = scales(Format.self, row, b)
-            let p = products(Format.self, row, b, d, x)
+            let p = products(t, d, x, b)
             acc += p[0]
             acc += p[1]
             acc += p[2]

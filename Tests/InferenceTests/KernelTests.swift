@@ -294,3 +294,25 @@ struct KernelTests {
         }
     }
 }
+
+@Suite("Product timing")
+struct ProductTimingTests {
+    @Test("bench inference --products times every distinct matrix of the model on every kernel set, naming the kernel that ran")
+    func timesTheModelsMatrices() throws {
+        let model = try TransformerModel(file: TestFiles.modelFile())
+        var seen: [ProductTiming.Measurement] = []
+        ProductTiming.measure(model: model, tokens: [1, 3, 5], sets: KernelSet.supported, calls: 1) { seen.append($0) }
+        // SmolLM2: q/o 576×576, k/v 192×576, gate/up 1536×576, down 576×1536, output 49152×576.
+        let shapes = Set(seen.map { "\($0.format) \($0.rows)×\($0.columns)" })
+        #expect(shapes.count == 5, "\(shapes)")
+        #expect(seen.count == shapes.count * 3)
+        for m in seen {
+            #expect(m.results.map(\.kernels) == KernelSet.supported)
+            #expect(m.results.allSatisfy { $0.seconds > 0 && $0.seconds.isFinite })
+            #expect(m.results.first { $0.kernels == .portable }?.path == "portable tiles")
+            if let avx2 = m.results.first(where: { $0.kernels == .avx2 }) {
+                #expect(avx2.path == (m.tokens < MatMul.wideMinimumTokens(.avx2) ? "few-token" : "lanes"), "\(m.matrix) \(m.tokens)")
+            }
+        }
+    }
+}

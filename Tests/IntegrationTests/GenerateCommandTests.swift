@@ -165,6 +165,7 @@ struct CommandInputTests {
         (["status", "--listen", "0"], "--listen must be > 0"),
         (["bench", "inference", "--llama-bench", "/nonexistent"], "--llama-bench /nonexistent: no executable llama-bench"),
         (["bench", "inference", "--llama-bench", "/tmp", "--compare-kernels"], "--compare-kernels and --llama-bench: choose one"),
+        (["bench", "inference", "--products", "--compare-kernels"], "--products times the products alone on every kernel set"),
     ])
     func refusals(arguments: [String], rule: String) throws {
         let run = try GenerateCommandTests.hyperion(arguments)

@@ -65,7 +65,7 @@ public enum KernelSet: String, Sendable, CaseIterable, Comparable {
     public var summary: String {
         switch self {
         case .portable: return "portable (128-bit SSE2)"
-        case .avx2: return "avx2 (256-bit: batches of 8+ tokens in vector lanes, 1-7 tokens on the single-token kernel, up to 4 per pass over a row)"
+        case .avx2: return "avx2 (256-bit: batches of 4+ tokens in vector lanes, 1-3 tokens on the single-token kernel, together in one pass over a row)"
         case .avx512: return "avx512 (512-bit VNNI: batches of 2+ tokens in vector lanes, one token on the single-token kernel)"
         }
     }

@@ -204,17 +204,16 @@ enum MatMul {
 
     /// Batches from this many tokens on run with tokens in the wide kernels' vector lanes.
     /// AVX-512: two tokens already gain on a 4-lane tile (1.3× the tokens/s of one at one thread,
-    /// three 1.8×). AVX2 (measured at 2 threads): on lanes, 2 tokens ran at 0.8× the tokens/s of
-    /// one token on the single-token kernel and 4 tokens at 0.8–1.0× the portable 4-token tiles;
-    /// from 8 tokens lanes win (1.2–1.4× portable at 8, 1.5–1.8× at 16; at 8 the few-token
-    /// kernel reached 85–88 tok/s at one thread against the lanes' 110–150).
-    static func wideMinimumTokens(_ kernels: KernelSet) -> Int { kernels == .avx2 ? 8 : 2 }
+    /// three 1.8×). AVX2 (`hyperion bench inference --products`, the model's matrices, one
+    /// thread): at 4 tokens lanes ran at 1.2× the portable 4-token tiles and level with the
+    /// few-token kernel, at 5–7 tokens 2.0–3.8× the portable tiles (which then leave a ragged
+    /// tile), at 8–16 tokens 1.5–2.1×; at 1–3 tokens the few-token kernel is ahead.
+    static func wideMinimumTokens(_ kernels: KernelSet) -> Int { kernels == .avx2 ? 4 : 2 }
 
-    /// Batches up to this many tokens run on a wide set's single-token kernel, up to four tokens
-    /// per pass over each row (above it and below `wideMinimumTokens`, on the portable tiles).
-    /// AVX2, one thread: 4 tokens 1.1–1.3× the portable 4-token tiles, 2 tokens 1.2–1.35× the
-    /// tokens/s of one.
-    static func fewTokenMaximum(_ kernels: KernelSet) -> Int { kernels == .avx2 ? 7 : 1 }
+    /// Batches up to this many tokens run on a wide set's single-token kernel, three tokens per
+    /// pass over each row (AVX2: 2.3–2.8× the portable kernel on the model's 576- and 1536-wide
+    /// matrices, 1.0–1.5× on its 49152-row output matrix, which memory bounds).
+    static func fewTokenMaximum(_ kernels: KernelSet) -> Int { kernels == .avx2 ? 3 : 1 }
     /// Tokens per tile of the wide kernels (`WideInt8Product.tileTokens`, not read from that
     /// module so nothing of it runs before the CPU check).
     static let wideTileTokens = 16
