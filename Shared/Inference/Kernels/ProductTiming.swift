@@ -67,10 +67,11 @@ public enum ProductTiming {
 
     /// Which kernel a prepared input runs on for this matrix.
     static func path(_ m: WeightMatrix, _ x: PreparedInput) -> String {
-        if !x.quantized { return "float" }
-        let covered: Set<GGMLType> = [.q4_0, .q4_1, .q8_0, .q4_K]
-        if x.wide && covered.contains(m.type) { return "lanes" }
-        if x.fewTokens && covered.contains(m.type) { return "few-token" }
+        let wide: Set<GGMLType> = [.q4_0, .q4_1, .q8_0, .q4_K]
+        let integer = wide.union([.q6_K])
+        guard x.quantized, integer.contains(m.type) else { return "float" }
+        if x.wide && wide.contains(m.type) { return "lanes" }
+        if x.fewTokens && wide.contains(m.type) { return "few-token" }
         return "portable tiles"
     }
 }
