@@ -451,7 +451,7 @@ enum MatMul {
 
     /// A few tokens on a wide kernel set's single-token kernel (Q4_0, Q4_1, Q8_0, Q4_K): each
     /// block's codes in one 256-bit register, eight blocks' totals from one reduction tree, rows
-    /// in memory order, each row read once for up to four tokens. False for a format it does not
+    /// in memory order, each row read once for up to three tokens. False for a format it does not
     /// cover.
     static func fewTokenProduct(
         _ w: WeightMatrix, _ x: PreparedInput, _ rowRange: Range<Int>, _ out: UnsafeMutablePointer<Float>, _ outStride: Int

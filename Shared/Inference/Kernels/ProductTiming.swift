@@ -1,6 +1,7 @@
 import Dispatch
 import GGUF
 import Measurement
+import WideKernelsAVX2
 
 /// Times the quantized products alone, on the model's own matrices: how the switch-over points
 /// between the kernels (`MatMul.wideMinimumTokens`, `MatMul.fewTokenMaximum`) are chosen.
@@ -67,11 +68,11 @@ public enum ProductTiming {
 
     /// Which kernel a prepared input runs on for this matrix.
     static func path(_ m: WeightMatrix, _ x: PreparedInput) -> String {
-        let wide: Set<GGMLType> = [.q4_0, .q4_1, .q8_0, .q4_K]
-        let integer = wide.union([.q6_K])
-        guard x.quantized, integer.contains(m.type) else { return "float" }
-        if x.wide && wide.contains(m.type) { return "lanes" }
-        if x.fewTokens && wide.contains(m.type) { return "few-token" }
+        guard x.quantized, [.q4_0, .q4_1, .q8_0, .q4_K, .q6_K].contains(m.type) else { return "float" }
+        // The wide modules cover exactly the formats they have an entry for.
+        let covered = MatMul.entry(WideKernelsAVX2.SingleTokenProduct.self, m.type) != nil
+        if x.wide && covered { return "lanes" }
+        if x.fewTokens && covered { return "few-token" }
         return "portable tiles"
     }
 }
